@@ -1,0 +1,1 @@
+"""The mock's own side: the request journal and the ``/__admin`` API (not Zammad's)."""

@@ -1,0 +1,100 @@
+"""The Flask app factory.
+
+Configuration flows one way: defaults, then ``ZAMMAD_CTI_*`` environment
+variables, then the ``test_config`` dict. Keys:
+
+- ``CTI_CONFIG``: a path to a JSON/YAML configuration, a parsed mapping, or a
+  :class:`MockConfig` (default: ``fixtures/documented-config.json``)
+- ``TOKEN``: overrides the configuration's token
+- ``MAX_CALLS``: caller-log entries kept (oldest dropped first)
+- ``JOURNAL_LIMIT``: journal entries kept
+- ``MAX_CONTENT_LENGTH``: request body limit in bytes (413 above it)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .admin.journal import DEFAULT_JOURNAL_LIMIT, Journal
+from .admin.views import bp as admin_bp
+from .http.cti import bp as cti_bp
+from .state import EXTENSION_KEY, MockState
+from .zammad.calls import DEFAULT_MAX_ENTRIES, CallLog
+from .zammad.config import MockConfig, config_from_mapping, documented_config, load_config
+
+DEFAULTS: dict[str, Any] = {
+    "CTI_CONFIG": None,
+    "TOKEN": None,
+    "MAX_CALLS": DEFAULT_MAX_ENTRIES,
+    "JOURNAL_LIMIT": DEFAULT_JOURNAL_LIMIT,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "JSON_SORT_KEYS": False,
+}
+
+
+def resolve_config(source: Any, token: str | None = None) -> MockConfig:
+    """A :class:`MockConfig` from a path, a mapping or a config; ``token`` overrides."""
+    if source is None:
+        config = documented_config()
+    elif isinstance(source, MockConfig):
+        config = source
+    elif isinstance(source, Mapping):
+        config = config_from_mapping(dict(source))
+    else:
+        config = load_config(Path(source))
+    if token:
+        config = dataclasses.replace(config, token=token)
+    return config
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("ZAMMAD_CTI")
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.json.sort_keys = False
+
+    state = MockState(
+        config=resolve_config(app.config["CTI_CONFIG"], app.config["TOKEN"]),
+        calls=CallLog(max_entries=int(app.config["MAX_CALLS"])),
+        journal=Journal(limit=int(app.config["JOURNAL_LIMIT"])),
+    )
+    app.extensions[EXTENSION_KEY] = state
+    app.register_blueprint(cti_bp)
+    app.register_blueprint(admin_bp)
+    app.register_error_handler(HTTPException, _json_http_error)
+    return app
+
+
+def _json_http_error(exc: HTTPException):
+    """Every error is JSON, as Zammad's are; an unknown route says what Zammad routes."""
+    if exc.code == 404:
+        message = f"No route matches [{request.method}] {_masked(request.path)}"
+        if "/integration/cti/" in request.path:
+            message += " (Zammad routes the CTI push at /api/v1/cti/:token; /api/v1/integration/cti is the old documentation's path)"
+        body = {"error": message}
+    elif exc.code == 413:
+        body = {"error": f"Request body too large: the mock accepts at most {request.max_content_length} bytes"}
+    else:
+        body = {"error": exc.description or exc.name}
+    response = jsonify(body)
+    response.status_code = exc.code or 500
+    if exc.code == 405:
+        allowed = exc.get_response().headers.get("Allow")
+        if allowed:
+            response.headers["Allow"] = allowed
+    return response
+
+
+def _masked(path: str) -> str:
+    parts = path.split("/")
+    if len(parts) > 1 and parts[-2] == "cti":
+        parts[-1] = "***"
+    return "/".join(parts)

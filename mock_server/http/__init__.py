@@ -1,0 +1,1 @@
+"""The HTTP layer: Zammad's CTI routes as a Flask blueprint, and request parsing."""

@@ -1,0 +1,105 @@
+"""The mock's configuration: what a Zammad admin sets on the CTI integration page.
+
+A configuration file (JSON or YAML) holds ``token`` (Zammad's ``cti_token``),
+``integration`` (the on/off switch), ``cti_config`` (Zammad's setting of that
+name, verbatim, so an admin can paste their real one) and ``contacts`` (the
+directory caller identification searches).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from ..resources import documented_config_path, schema_path
+
+DEFAULT_VIEW_LIMIT = 60
+
+
+class ConfigError(ValueError):
+    """A configuration that the mock cannot run; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    token: str
+    cti_config: Mapping[str, Any] | None
+    integration: bool = True
+    contacts: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+
+    @property
+    def view_limit(self) -> int:
+        """Zammad: ``cti_config['view_limit'] || 60``."""
+        raw = (self.cti_config or {}).get("view_limit")
+        try:
+            return int(raw) if raw not in (None, "") else DEFAULT_VIEW_LIMIT
+        except (TypeError, ValueError):
+            return DEFAULT_VIEW_LIMIT
+
+    def to_dict(self, mask_token: bool = False) -> dict[str, Any]:
+        return {
+            "token": "***" if mask_token else self.token,
+            "integration": self.integration,
+            "cti_config": self.cti_config,
+            "contacts": [dict(c) for c in self.contacts],
+        }
+
+
+_validator: jsonschema.Draft202012Validator | None = None
+
+
+def _config_validator() -> jsonschema.Draft202012Validator:
+    global _validator
+    if _validator is None:
+        schema = json.loads(schema_path("config.schema.json").read_text(encoding="utf-8"))
+        _validator = jsonschema.Draft202012Validator(schema)
+    return _validator
+
+
+def config_from_mapping(data: Any, source: str = "configuration") -> MockConfig:
+    """Validate a parsed configuration and build a :class:`MockConfig`."""
+    errors = sorted(_config_validator().iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        lines = []
+        for error in errors[:5]:
+            where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+            lines.append(f"  {where}: {error.message}")
+        raise ConfigError(f"{source} is not a valid mock configuration:\n" + "\n".join(lines))
+    return MockConfig(
+        token=data["token"],
+        integration=data.get("integration", True),
+        cti_config=data["cti_config"],
+        contacts=tuple(data.get("contacts", ())),
+    )
+
+
+def parse_config_text(text: str, source: str = "configuration") -> MockConfig:
+    """JSON or YAML text (YAML is a superset of JSON, but JSON errors read better)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source} is neither JSON nor YAML: {exc}") from exc
+    return config_from_mapping(data, source)
+
+
+def load_config(path: str | Path) -> MockConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from exc
+    return parse_config_text(text, source=str(path))
+
+
+def documented_config() -> MockConfig:
+    """The documentation's Munich/Berlin configuration (fixtures/documented-config.json)."""
+    return load_config(documented_config_path())

@@ -1,0 +1,36 @@
+"""The error answers a real Zammad gives on the CTI endpoint."""
+
+from __future__ import annotations
+
+import secrets
+
+FEATURE_DISABLED = "Feature is disable, please contact your admin to enable it!"
+NOT_CONFIGURED = "Feature not configured, please contact your admin!"
+INVALID_TOKEN = "Invalid token, please contact your admin!"
+INVALID_DIRECTION = "Invalid direction!"
+ALREADY_EXISTS = "Object already exists!"
+
+
+def error_id_message() -> str:
+    """Zammad's generic error text: 8 random URL-safe base64 characters, new each time."""
+    # secrets.token_urlsafe(6) encodes 6 random bytes as exactly 8 characters,
+    # the same as Ruby's SecureRandom.urlsafe_base64(6) that Zammad uses.
+    return f"Error ID {secrets.token_urlsafe(6)}: Please contact your administrator."
+
+
+class CtiError(Exception):
+    """An answer Zammad gives as ``{"error": message}`` with a non-200 status.
+
+    ``detail`` says, for the mock's journal, why Zammad answered this way; the
+    PBX never sees it.
+    """
+
+    def __init__(self, status: int, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail = detail or message
+
+    @property
+    def body(self) -> dict[str, str]:
+        return {"error": self.message}

@@ -1,0 +1,84 @@
+"""Rails parameter folding: how Zammad turns query, form and JSON input into one map.
+
+Rails collects ``user[]=A&user[]=B`` into ``{"user": ["A", "B"]}``, nests
+``a[b]=c`` into ``{"a": {"b": "c"}}`` and keeps only the last value of a plain
+repeated key (``user=A&user=B`` gives ``"B"``). The body wins over the query
+string, and the path's ``token`` wins over both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_BRACKETS = re.compile(r"\[([^\[\]]*)\]")
+
+
+@dataclass
+class FoldedParams:
+    """A folded parameter map, and the plain keys that were sent more than once."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    repeated_keys: list[str] = field(default_factory=list)
+
+
+def _split_key(key: str) -> list[str]:
+    """``user[]`` -> ["user", ""]; ``a[b][c]`` -> ["a", "b", "c"]; ``from`` -> ["from"]."""
+    head, bracket, _ = key.partition("[")
+    if not bracket or not head:
+        return [key]
+    rest = key[len(head):]
+    parts = _BRACKETS.findall(rest)
+    if "".join(f"[{p}]" for p in parts) != rest:
+        return [key]  # not well-formed Rails brackets: Rails keeps it verbatim too
+    return [head, *parts]
+
+
+def fold_pairs(pairs: Iterable[tuple[str, Any]]) -> FoldedParams:
+    """Fold (key, value) pairs as Rails does."""
+    folded = FoldedParams()
+    seen_plain: set[str] = set()
+    for key, value in pairs:
+        path = _split_key(key)
+        if len(path) == 1:
+            if key in seen_plain and key not in folded.repeated_keys:
+                folded.repeated_keys.append(key)
+            seen_plain.add(key)
+            folded.values[key] = value
+            continue
+        _assign(folded.values, path, value)
+    return folded
+
+
+def _assign(target: dict[str, Any], path: list[str], value: Any) -> None:
+    node: Any = target
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        nxt = path[depth + 1] if not last else None
+        if last:
+            node[part] = value
+            return
+        if nxt == "":
+            current = node.get(part)
+            if not isinstance(current, list):
+                current = node[part] = []
+            if depth + 1 == len(path) - 1:
+                current.append(value)
+                return
+            # ``a[][b]`` (arrays of hashes) is beyond what a CTI push sends:
+            # keep the value under the literal key instead of guessing.
+            node[part] = value
+            return
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+
+
+def merge_params(query: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+    """Rails' ``params``: the body's values win over the query string's."""
+    merged = dict(query)
+    merged.update(body)
+    return merged
