@@ -1,0 +1,111 @@
+"""What a contract run knows: the target, the configuration it is known to run, and the mocks it started.
+
+Without ``--target`` the built-in mock is started (on first use, on a free
+127.0.0.1 port) with ``--target-config``; scenarios that assume another
+configuration get a mock of their own. Against an external target they are
+skipped with a reason instead: only its admin can change its configuration.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mock_server import MockConfig, MockServer, load_config
+from mock_server.resources import documented_config_path
+
+from .target import Target
+
+CALL_ID_PREFIX = "zcti-check-"
+
+_current: ContractContext | None = None
+
+
+@dataclass
+class ContractContext:
+    config_path: Path
+    config: MockConfig
+    target_url: str | None = None
+    api_token: str | None = None
+    _target: Target | None = None
+    _mocks: dict[Path, MockServer] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def create(cls, target_url: str | None, config_path: str | Path | None, api_token: str | None = None) -> ContractContext:
+        path = Path(config_path) if config_path else documented_config_path()
+        context = cls(config_path=path.resolve(), config=load_config(path), target_url=target_url, api_token=api_token)
+        if target_url:
+            context._target = Target.from_url(target_url)
+        return context
+
+    @property
+    def uses_builtin_mock(self) -> bool:
+        return not self.target_url
+
+    @property
+    def token(self) -> str:
+        """Known before any server starts: the URL's token, else the configuration's."""
+        return self._target.token if self._target else self.config.token
+
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            mock = self.mock_for(self.config_path)
+            self._target = Target.from_url(mock.endpoint_url, builtin_mock=True)
+        return self._target
+
+    def describe(self) -> str:
+        if self.uses_builtin_mock:
+            where = self._target.masked_url if self._target else "a free 127.0.0.1 port, started on first use"
+            return f"built-in mock ({where}), configuration {self.config_path}"
+        return f"{self.target.masked_url}, assumed configuration {self.config_path}"
+
+    def mock_for(self, config_path: Path) -> MockServer:
+        """A built-in mock running ``config_path`` (one per configuration, started once)."""
+        config_path = Path(config_path).resolve()
+        with self._lock:
+            mock = self._mocks.get(config_path)
+            if mock is None:
+                mock = MockServer({"CTI_CONFIG": str(config_path)}).start()
+                self._mocks[config_path] = mock
+            return mock
+
+    def target_for(self, config_path: Path) -> Target | None:
+        """The target that runs ``config_path``, or None when the run cannot provide one."""
+        config_path = Path(config_path).resolve()
+        if config_path == self.config_path or _same_behaviour(load_config(config_path), self.config):
+            return self.target
+        if self.uses_builtin_mock:
+            return Target.from_url(self.mock_for(config_path).endpoint_url, builtin_mock=True)
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            for mock in self._mocks.values():
+                mock.stop()
+            self._mocks.clear()
+
+
+def _same_behaviour(a: MockConfig, b: MockConfig) -> bool:
+    """Two configurations answer pushes alike (the token is the target's own)."""
+    return a.integration == b.integration and a.cti_config == b.cti_config and a.contacts == b.contacts
+
+
+def activate(context: ContractContext | None) -> None:
+    global _current
+    _current = context
+
+
+def current_context() -> ContractContext:
+    """The run's context, for code that pytest does not hand fixtures to (schemathesis checks)."""
+    if _current is None:
+        raise RuntimeError("no contract run is active: the zammad_cti pytest plugin sets it up")
+    return _current
+
+
+def caller_log_headers(context: ContractContext) -> dict[str, Any]:
+    """A real Zammad serves the caller log to agents only: use an API token when given."""
+    return {"Authorization": f"Token token={context.api_token}"} if context.api_token else {}
