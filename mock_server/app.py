@@ -6,6 +6,8 @@ variables, then the ``test_config`` dict. Keys:
 - ``CTI_CONFIG``: a path to a JSON/YAML configuration, a parsed mapping, or a
   :class:`MockConfig` (default: ``fixtures/documented-config.json``)
 - ``TOKEN``: overrides the configuration's token
+- ``JOURNAL``: the SQLite file for caller log, journal and findings
+  (default ``":memory:"``: a temporary file, gone when the mock stops)
 - ``MAX_CALLS``: caller-log entries kept (oldest dropped first)
 - ``JOURNAL_LIMIT``: journal entries kept
 - ``MAX_CONTENT_LENGTH``: request body limit in bytes (413 above it)
@@ -24,13 +26,16 @@ from werkzeug.exceptions import HTTPException
 from .admin.journal import DEFAULT_JOURNAL_LIMIT, Journal
 from .admin.views import bp as admin_bp
 from .http.cti import bp as cti_bp
+from .db import Database
 from .state import EXTENSION_KEY, MockState
-from .zammad.calls import DEFAULT_MAX_ENTRIES, CallLog
+from .zammad.call_log import CallLog
+from .zammad.calls import DEFAULT_MAX_ENTRIES
 from .zammad.config import MockConfig, config_from_mapping, documented_config, load_config
 
 DEFAULTS: dict[str, Any] = {
     "CTI_CONFIG": None,
     "TOKEN": None,
+    "JOURNAL": ":memory:",
     "MAX_CALLS": DEFAULT_MAX_ENTRIES,
     "JOURNAL_LIMIT": DEFAULT_JOURNAL_LIMIT,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
@@ -61,10 +66,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False
 
+    config = resolve_config(app.config["CTI_CONFIG"], app.config["TOKEN"])
+    db = Database(app.config["JOURNAL"])
     state = MockState(
-        config=resolve_config(app.config["CTI_CONFIG"], app.config["TOKEN"]),
-        calls=CallLog(max_entries=int(app.config["MAX_CALLS"])),
-        journal=Journal(limit=int(app.config["JOURNAL_LIMIT"])),
+        config=config,
+        db=db,
+        calls=CallLog(db, max_entries=int(app.config["MAX_CALLS"])),
+        journal=Journal(db, limit=int(app.config["JOURNAL_LIMIT"])),
     )
     app.extensions[EXTENSION_KEY] = state
     app.register_blueprint(cti_bp)

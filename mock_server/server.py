@@ -9,9 +9,11 @@ that stops cleanly on Ctrl-C and SIGTERM.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+import platformdirs
 from flask import Flask
 from werkzeug.serving import make_server
 
@@ -48,6 +50,7 @@ class MockServer:
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        mock_state(self.app).close()
 
     def __enter__(self) -> MockServer:
         return self.start()
@@ -56,23 +59,33 @@ class MockServer:
         self.stop()
 
 
-def run_gunicorn(app: Flask, host: str, port: int, threads: int = 8, on_ready=None) -> None:
-    """Serve ``app`` under gunicorn (one process: the caller log lives in its memory)."""
+def default_journal_path() -> Path:
+    """``journal.sqlite3`` in the user's data directory (``~/.local/share/zammad-cti`` on Linux)."""
+    return Path(platformdirs.user_data_dir("zammad-cti", appauthor=False)) / "journal.sqlite3"
+
+
+def run_gunicorn(app_config: Mapping[str, Any], host: str, port: int, workers: int = 1, threads: int = 8,
+                 on_ready: Callable[[int], None] | None = None) -> None:
+    """Serve the mock under gunicorn until Ctrl-C or SIGTERM.
+
+    Each worker builds its own app after the fork (SQLite connections must not
+    cross a fork); they share the caller log through the journal file.
+    """
     from gunicorn.app.base import BaseApplication
 
     class _Application(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", 1)
+            self.cfg.set("workers", workers)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", threads)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)
             self.cfg.set("loglevel", "warning")
             if on_ready is not None:
-                self.cfg.set("when_ready", lambda _arbiter: on_ready())
+                self.cfg.set("when_ready", lambda arbiter: on_ready(arbiter.LISTENERS[0].sock.getsockname()[1]))
 
         def load(self) -> Flask:
-            return app
+            return create_app(app_config)
 
     _Application().run()

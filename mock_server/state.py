@@ -13,7 +13,8 @@ from flask import Flask
 
 from .admin.journal import Journal
 from .zammad.caller_id import Directory
-from .zammad.calls import CallLog
+from .db import Database
+from .zammad.call_log import CallLog
 from .zammad.config import MockConfig
 from .zammad.endpoint import token_matches
 
@@ -21,8 +22,9 @@ EXTENSION_KEY = "zammad_cti"
 
 
 class MockState:
-    def __init__(self, config: MockConfig, calls: CallLog, journal: Journal) -> None:
+    def __init__(self, config: MockConfig, db: Database, calls: CallLog, journal: Journal) -> None:
         self._lock = threading.Lock()
+        self.db = db
         self._config = config
         self._directory = Directory(config.contacts)
         self.calls = calls
@@ -48,6 +50,9 @@ class MockState:
     def reset(self) -> None:
         self.calls.clear()
         self.journal.clear()
+
+    def close(self) -> None:
+        self.db.close()
 
 
 def mock_state(app: Flask) -> MockState:

@@ -7,12 +7,11 @@ was right is kept.
 
 from __future__ import annotations
 
-import itertools
-import threading
-from collections import deque
+import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ..db import Database
 from ..zammad.calls import call_id_of, rails_time
 
 if TYPE_CHECKING:
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
     from ..http.request_params import ParsedRequest
     from ..zammad.endpoint import Answer
 
-DEFAULT_JOURNAL_LIMIT = 1_000
+DEFAULT_JOURNAL_LIMIT = 100_000
 MASK = "***"
 
 
@@ -40,12 +39,11 @@ def _without_token(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class Journal:
-    """A bounded, thread-safe journal kept in memory (the newest ``limit`` requests)."""
+    """The journal, kept in the mock's SQLite database: the newest ``limit`` requests survive a restart."""
 
-    def __init__(self, limit: int = DEFAULT_JOURNAL_LIMIT) -> None:
-        self._entries: deque[dict[str, Any]] = deque(maxlen=limit)
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+    def __init__(self, db: Database, limit: int = DEFAULT_JOURNAL_LIMIT) -> None:
+        self._db = db
+        self._limit = limit
 
     def record_push(
         self,
@@ -73,24 +71,35 @@ class Journal:
             "details": answer.details,
             "duration_ms": round(duration_ms, 3),
         }
-        with self._lock:
-            entry["id"] = next(self._ids)
-            self._entries.append(entry)
+        call_id = None if entry["call_id"] is None else str(entry["call_id"])
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO requests (time, call_id, entry) VALUES (?, ?, ?)",
+                (entry["time"], call_id, json.dumps(entry, default=str, separators=(",", ":"))),
+            )
+            entry["id"] = cursor.lastrowid
+            conn.execute("DELETE FROM requests WHERE id <= ?", (entry["id"] - self._limit,))
         return entry
 
     def entries(self, call_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """Oldest first; filtered by ``call_id`` when given."""
-        with self._lock:
-            entries = list(self._entries)
+        """Oldest first; filtered by ``call_id`` when given; the newest ``limit`` when given."""
+        sql, args = "SELECT id, entry FROM requests", []
         if call_id is not None:
-            entries = [e for e in entries if str(e["call_id"]) == call_id]
+            sql += " WHERE call_id = ?"
+            args.append(call_id)
+        sql += " ORDER BY id DESC"
         if limit is not None:
-            entries = entries[-limit:]
-        return entries
+            sql += " LIMIT ?"
+            args.append(max(limit, 0))
+        with self._db.connection() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [{**json.loads(text), "id": row_id} for row_id, text in reversed(rows)]
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM requests")
+            conn.execute("DELETE FROM findings")
 
     def __len__(self) -> int:
-        return len(self._entries)
+        with self._db.connection() as conn:
+            return conn.execute("SELECT count(*) FROM requests").fetchone()[0]

@@ -143,6 +143,27 @@ class CallFacts:
         )
 
 
+def new_call_entry(entry_id: int, params: Mapping[str, Any], facts: CallFacts, now: datetime) -> CallLogEntry:
+    """The caller-log entry a ``newCall`` creates: inbound calls start not done."""
+    return CallLogEntry(
+        id=entry_id,
+        call_id=facts.call_id,
+        direction=facts.direction,
+        state="newCall",
+        from_=params.get("from"),
+        to=params.get("to"),
+        from_comment=facts.from_comment,
+        to_comment=facts.to_comment,
+        queue=facts.queue,
+        comment=facts.cause,
+        done=facts.direction != "in",
+        initialized_at=now,
+        preferences=facts.preferences,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 def answer_call(entry: CallLogEntry, facts: CallFacts, now: datetime) -> bool:
     """Apply ``answer``; False (and nothing changes) when the call is already hung up."""
     if entry.state == "hangup":

@@ -1,0 +1,129 @@
+"""One SQLite database per mock: the caller log, the journal and the findings.
+
+SQLite in WAL mode lets several gunicorn workers (processes) and their threads
+share one caller log without lost updates: every change to a call runs in a
+``BEGIN IMMEDIATE`` transaction, so a call's events are applied one at a time
+whichever worker receives them. Each thread gets its own connection.
+
+``path=":memory:"`` means "keep nothing": a temporary database file, deleted
+when the mock closes (a plain in-memory SQLite database cannot be shared
+between threads, let alone processes).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id TEXT NOT NULL UNIQUE,
+    entry   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    time    TEXT NOT NULL,
+    call_id TEXT,
+    entry   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_call_id ON requests (call_id);
+CREATE TABLE IF NOT EXISTS findings (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id INTEGER,
+    time       TEXT NOT NULL,
+    call_id    TEXT,
+    code       TEXT NOT NULL,
+    severity   TEXT NOT NULL,
+    entry      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS findings_call_id ON findings (call_id);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+class Database:
+    """A SQLite file shared by every thread and every worker process.
+
+    Connections are pooled rather than kept per thread: Werkzeug's threaded
+    server starts a thread per request, and a connection is worth reusing.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:") -> None:
+        self.temporary = str(path) == ":memory:"
+        if self.temporary:
+            fd, name = tempfile.mkstemp(prefix="zammad-cti-", suffix=".sqlite3")
+            os.close(fd)
+            self.path = Path(name)
+        else:
+            self.path = Path(path).expanduser()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._idle: list[sqlite3.Connection] = []
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        with self.connection() as conn:
+            conn.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+
+    def _open(self) -> sqlite3.Connection:
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # survives a crash of the mock, not a power cut
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A pooled connection for reads (autocommit) or a transaction of the caller's own."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._open()
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                if self._closed:
+                    conn.close()
+                else:
+                    self._idle.append(conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds SQLite's write lock from its first statement."""
+        with self.connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+            self._idle.clear()
+        if self.temporary:
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.remove(f"{self.path}{suffix}")
+                except FileNotFoundError:
+                    pass

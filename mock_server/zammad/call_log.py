@@ -1,0 +1,119 @@
+"""The caller log as a store: Zammad's ``cti_logs`` table, kept in the mock's SQLite database.
+
+The life-cycle rules themselves are the pure functions of :mod:`.calls`; this
+module loads a call, applies one of them and saves it inside one write
+transaction, so concurrent events of one call (even in different worker
+processes) never lose or mix up an update.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from ..db import Database
+from .caller_id import Directory
+from .calls import (
+    DEFAULT_MAX_ENTRIES,
+    CallFacts,
+    CallLogEntry,
+    Clock,
+    answer_call,
+    hang_up_call,
+    new_call_entry,
+    utc_now,
+)
+from .errors import ALREADY_EXISTS, CtiError, error_id_message
+
+_TIME_FIELDS = {"initialized_at", "start_at", "end_at", "created_at", "updated_at"}
+_FIELD_NAMES = [f.name for f in fields(CallLogEntry)]
+
+
+def _dump(entry: CallLogEntry) -> str:
+    # Not dataclasses.asdict: it deep-copies, and this runs on every event.
+    data = {name: getattr(entry, name) for name in _FIELD_NAMES}
+    for name in _TIME_FIELDS:
+        if data[name] is not None:
+            data[name] = data[name].isoformat()
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _load(row_id: int, text: str) -> CallLogEntry:
+    data = json.loads(text)
+    for name in _TIME_FIELDS:
+        if data.get(name) is not None:
+            data[name] = datetime.fromisoformat(data[name])
+    data["id"] = row_id
+    return CallLogEntry(**{name: data.get(name) for name in _FIELD_NAMES})
+
+
+def _key(call_id: Any) -> str:
+    # Zammad's call_id column is a string: a JSON number 5 and "5" are one call.
+    return "" if call_id is None else str(call_id)
+
+
+class CallLog:
+    """Thread- and process-safe caller log; keeps the newest ``max_entries`` calls."""
+
+    def __init__(self, db: Database, clock: Clock = utc_now, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self._db = db
+        self._clock = clock
+        self._max_entries = max_entries
+
+    def process(self, params: Mapping[str, Any], directory: Directory) -> CallLogEntry | None:
+        """Record one event; raises the :class:`CtiError` a real Zammad would answer with."""
+        facts = CallFacts.of(params, directory)
+        event = params.get("event")
+        if event not in ("newCall", "answer", "hangup"):
+            raise CtiError(
+                422, error_id_message(),
+                f"event {event!r} is none of newCall, answer, hangup (Zammad: ArgumentError Unknown event)",
+            )
+        key = _key(facts.call_id)
+        with self._db.transaction() as conn:
+            now = self._clock()
+            row = conn.execute("SELECT id, entry FROM calls WHERE call_id = ?", (key,)).fetchone()
+            if event == "newCall":
+                if row is not None:
+                    raise CtiError(500, ALREADY_EXISTS, f"a call with callId {facts.call_id!r} already exists")
+                entry = new_call_entry(0, params, facts, now)
+                cursor = conn.execute("INSERT INTO calls (call_id, entry) VALUES (?, ?)", (key, _dump(entry)))
+                entry.id = cursor.lastrowid
+                # Bounded: a long load test must not grow the database without end.
+                conn.execute("DELETE FROM calls WHERE id <= ?", (entry.id - self._max_entries,))
+                return entry
+            if row is None:
+                raise CtiError(
+                    500, error_id_message(),
+                    f"{event} for callId {facts.call_id!r}, which no newCall created (Zammad: No such call_id)",
+                )
+            entry = _load(*row)
+            if event == "answer":
+                if not answer_call(entry, facts, now):
+                    return None
+            else:
+                hang_up_call(entry, facts, now)
+            conn.execute("UPDATE calls SET entry = ? WHERE id = ?", (_dump(entry), entry.id))
+            return entry
+
+    def newest(self, limit: int) -> list[dict[str, Any]]:
+        """Entries newest first, as Zammad orders the caller log."""
+        with self._db.connection() as conn:
+            rows = conn.execute("SELECT id, entry FROM calls ORDER BY id DESC LIMIT ?", (max(limit, 0),)).fetchall()
+        return [_load(*row).to_json() for row in rows]
+
+    def get(self, call_id: Any) -> dict[str, Any] | None:
+        with self._db.connection() as conn:
+            row = conn.execute("SELECT id, entry FROM calls WHERE call_id = ?", (_key(call_id),)).fetchone()
+        return _load(*row).to_json() if row else None
+
+    def clear(self) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM calls")
+
+    def __len__(self) -> int:
+        with self._db.connection() as conn:
+            return conn.execute("SELECT count(*) FROM calls").fetchone()[0]
