@@ -8,6 +8,7 @@ variables, then the ``test_config`` dict. Keys:
 - ``TOKEN``: overrides the configuration's token
 - ``JOURNAL``: the SQLite file for caller log, journal and findings
   (default ``":memory:"``: a temporary file, gone when the mock stops)
+- ``FAULTS``: faults active from the start (see ``admin/faults.py``)
 - ``MAX_CALLS``: caller-log entries kept (oldest dropped first)
 - ``JOURNAL_LIMIT``: journal entries kept
 - ``MAX_CONTENT_LENGTH``: request body limit in bytes (413 above it)
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .admin.journal import DEFAULT_JOURNAL_LIMIT, Journal
@@ -30,12 +31,14 @@ from .db import Database
 from .state import EXTENSION_KEY, MockState
 from .zammad.call_log import CallLog
 from .zammad.calls import DEFAULT_MAX_ENTRIES
+from .zammad.errors import error_id_message
 from .zammad.config import MockConfig, config_from_mapping, documented_config, load_config
 
 DEFAULTS: dict[str, Any] = {
     "CTI_CONFIG": None,
     "TOKEN": None,
     "JOURNAL": ":memory:",
+    "FAULTS": (),
     "MAX_CALLS": DEFAULT_MAX_ENTRIES,
     "JOURNAL_LIMIT": DEFAULT_JOURNAL_LIMIT,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
@@ -69,6 +72,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     config = resolve_config(app.config["CTI_CONFIG"], app.config["TOKEN"])
     db = Database(app.config["JOURNAL"])
     state = MockState(
+        faults=app.config["FAULTS"],
         config=config,
         db=db,
         calls=CallLog(db, max_entries=int(app.config["MAX_CALLS"])),
@@ -78,6 +82,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(cti_bp)
     app.register_blueprint(admin_bp)
     app.register_error_handler(HTTPException, _json_http_error)
+    app.register_error_handler(Exception, _json_internal_error)
     return app
 
 
@@ -99,6 +104,12 @@ def _json_http_error(exc: HTTPException):
         if allowed:
             response.headers["Allow"] = allowed
     return response
+
+
+def _json_internal_error(exc: Exception):
+    """A bug in the mock: answer as Zammad's error handler would, never with a stack trace."""
+    current_app.logger.error("internal error on %s %s", request.method, _masked(request.path), exc_info=exc)
+    return jsonify({"error": error_id_message()}), 500
 
 
 def _masked(path: str) -> str:

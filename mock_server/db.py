@@ -12,13 +12,15 @@ between threads, let alone processes).
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -127,3 +129,51 @@ class Database:
                     os.remove(f"{self.path}{suffix}")
                 except FileNotFoundError:
                     pass
+
+
+class SharedSettings:
+    """Settings every worker process must agree on (configuration, faults), in the ``meta`` table.
+
+    Every change bumps ``generation``; a worker compares it (one indexed read)
+    before each request and reloads what changed.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def generation(self) -> int:
+        with self._db.connection() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def read(self, *keys: str) -> dict[str, Any]:
+        with self._db.connection() as conn:
+            return self._read(conn, keys)
+
+    @staticmethod
+    def _read(conn: sqlite3.Connection, keys: tuple[str, ...]) -> dict[str, Any]:
+        marks = ",".join("?" * len(keys))
+        rows = conn.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", keys).fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    def write(self, **values: Any) -> None:
+        with self._db.transaction() as conn:
+            self._write(conn, values)
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('generation', '1') "
+            "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def update(self, key: str, change: Callable[[Any], Any]) -> Any:
+        """Read-modify-write ``key`` atomically across processes; returns ``change``'s result."""
+        with self._db.transaction() as conn:
+            current = self._read(conn, (key,)).get(key)
+            new_value, result = change(current)
+            if new_value is not current:
+                self._write(conn, {key: new_value})
+            return result

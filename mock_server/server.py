@@ -15,10 +15,17 @@ from typing import Any
 
 import platformdirs
 from flask import Flask
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .app import create_app
 from .state import mock_state
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: its lines would carry the token, and the journal has it all anyway."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 class MockServer:
@@ -26,7 +33,7 @@ class MockServer:
 
     def __init__(self, test_config: Mapping[str, Any] | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app: Flask = create_app(test_config)
-        self._server = make_server(host, port, self.app, threaded=True)
+        self._server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
         self._thread: threading.Thread | None = None
         self.host = host
         self.port = self._server.server_port

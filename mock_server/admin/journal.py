@@ -52,6 +52,7 @@ class Journal:
         parsed: ParsedRequest | None,
         answer: Answer,
         duration_ms: float,
+        fault: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         params = _without_token(parsed.params) if parsed else {}
         entry = {
@@ -65,11 +66,12 @@ class Journal:
             "call_id": call_id_of(params),
             "event": params.get("event"),
             "token_valid": token_valid,
-            "status": answer.status,
+            "status": answer.status or None,  # None: a fault sent no answer
             "answer": answer.body,
             "reason": answer.reason,
             "details": answer.details,
             "duration_ms": round(duration_ms, 3),
+            "fault": fault,
         }
         call_id = None if entry["call_id"] is None else str(entry["call_id"])
         with self._db.transaction() as conn:

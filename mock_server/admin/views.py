@@ -7,15 +7,21 @@
 | GET  /__admin/config          | the running configuration, token masked               |
 | PUT  /__admin/config          | replaces it (a body without ``token`` keeps the token) |
 | GET  /__admin/requests        | the journal (``?call_id=``, ``?limit=``)              |
+| GET  /__admin/faults          | the active faults                                     |
+| POST /__admin/faults          | adds a fault (see :mod:`.faults` for its fields)      |
+| DELETE /__admin/faults[/<id>] | removes one fault, or all                             |
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from flask import Blueprint, current_app, jsonify, request
 
 from .. import __version__
 from ..state import mock_state
 from ..zammad.config import ConfigError, config_from_mapping
+from .faults import FaultError, validate_fault
 
 bp = Blueprint("admin", __name__, url_prefix="/__admin")
 
@@ -43,11 +49,13 @@ def put_config():
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         return jsonify({"error": "PUT /__admin/config takes a JSON object: {token?, integration, cti_config, contacts}"}), 400
-    data = {"token": state.config.token, **data}
+    keep_token = "token" not in data
     try:
-        config = config_from_mapping(data, source="PUT /__admin/config body")
+        config = config_from_mapping({"token": "kept", **data}, source="PUT /__admin/config body")
     except ConfigError as exc:
         return jsonify({"error": str(exc)}), 400
+    if keep_token:
+        config = dataclasses.replace(config, token=state.config.token, token_sha256=state.config.token_sha256)
     state.replace_config(config)
     return jsonify(config.to_dict(mask_token=True))
 
@@ -57,3 +65,31 @@ def requests_journal():
     state = mock_state(current_app)
     limit = request.args.get("limit", type=int)
     return jsonify({"requests": state.journal.entries(call_id=request.args.get("call_id"), limit=limit)})
+
+
+@bp.get("/faults")
+def list_faults():
+    return jsonify({"faults": mock_state(current_app).faults})
+
+
+@bp.post("/faults")
+def add_fault():
+    try:
+        fault = validate_fault(request.get_json(silent=True))
+    except FaultError as exc:
+        return jsonify({"error": f"not a fault: {exc}"}), 400
+    mock_state(current_app).add_fault(fault)
+    return jsonify(fault), 201
+
+
+@bp.delete("/faults")
+def clear_faults():
+    return jsonify({"removed": mock_state(current_app).remove_faults()})
+
+
+@bp.delete("/faults/<fault_id>")
+def remove_fault(fault_id: str):
+    removed = mock_state(current_app).remove_faults(fault_id)
+    if not removed:
+        return jsonify({"error": f"no fault with id {fault_id!r}"}), 404
+    return jsonify({"removed": removed})

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import time
+from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
+from ..admin.faults import MAX_HANG_SECONDS, latency_seconds
 from ..state import mock_state
 from ..zammad.endpoint import Answer, push
-from ..zammad.errors import CtiError
+from ..zammad.errors import CtiError, error_id_message
 from .request_params import MalformedBody, parse_request
 
 bp = Blueprint("cti", __name__)
@@ -17,28 +20,61 @@ bp = Blueprint("cti", __name__)
 @bp.post("/api/v1/cti/<token>")
 def cti_push(token: str):
     state = mock_state(current_app)
+    state.refresh()
     started = time.perf_counter()
     parsed = None
+    fault = None
     try:
         parsed = parse_request(request)
-        config = state.config
-        answer = push(config, state.calls, state.directory, token, parsed.params)
+        fault = state.take_fault(parsed.params.get("event")) if state.faults else None
+        if fault is not None and fault["kind"] != "latency":
+            answer = _fault_answer(fault)
+        else:
+            answer = push(state.config, state.calls, state.directory, token, parsed.params)
     except MalformedBody as exc:
         answer = Answer(400, {"error": str(exc)}, str(exc))
     except CtiError as exc:
         answer = Answer(exc.status, exc.body, exc.detail)
+    if fault is not None and fault["kind"] == "latency":
+        time.sleep(latency_seconds(fault))
     state.journal.record_push(
         request=request,
         token_valid=state.token_valid(token),
         parsed=parsed,
         answer=answer,
         duration_ms=(time.perf_counter() - started) * 1000,
+        fault=fault,
     )
+    if fault is not None and fault["kind"] in ("drop", "hang"):
+        if fault["kind"] == "hang":
+            time.sleep(min(float(fault.get("seconds", 60)), MAX_HANG_SECONDS))
+        return _drop_connection(request.environ)
     return jsonify(answer.body), answer.status
+
+
+def _fault_answer(fault: dict[str, Any]) -> Answer:
+    reason = f"fault {fault['id']} ({fault['kind']}) injected"
+    if fault["kind"] == "status":
+        body = fault.get("body") or {"error": error_id_message()}
+        return Answer(fault["status"], body, reason)
+    return Answer(0, {}, reason + ": no answer sent")
+
+
+def _drop_connection(environ: dict[str, Any]) -> Response:
+    """Close the client's connection without an answer, as an unreachable Zammad would."""
+    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    # The server's attempt to write this goes nowhere; the client has seen the connection close.
+    return Response(b"", status=500)
 
 
 @bp.get("/api/v1/cti/log")
 def caller_log():
     """Zammad's caller log; a real Zammad wants an agent's session or API token here."""
     state = mock_state(current_app)
+    state.refresh()
     return jsonify({"list": state.calls.newest(state.config.view_limit), "assets": {}})

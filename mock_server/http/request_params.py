@@ -7,7 +7,9 @@ rules themselves live in :mod:`mock_server.zammad.params`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from flask import Request
@@ -64,9 +66,16 @@ def _json_body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = request.get_json(force=True, silent=False)
-    except BadRequest as exc:
-        raise MalformedBody("the body is not valid JSON") from exc
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(f"the JSON body is not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})") from exc
+    try:
+        # Decimal keeps 1e999 a number instead of an infinity that JSON cannot carry back out.
+        data = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise MalformedBody(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise MalformedBody("the JSON body is nested too deeply") from exc
     if isinstance(data, dict):
         return data
     # Rails wraps a JSON body that is not an object under "_json".

@@ -8,6 +8,8 @@ directory caller identification searches).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,12 +28,44 @@ class ConfigError(ValueError):
     """A configuration that the mock cannot run; the message says where and why."""
 
 
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @dataclass(frozen=True)
 class MockConfig:
-    token: str
+    """``token`` is None when this process only knows the token's digest (set by another worker)."""
+
+    token: str | None
     cti_config: Mapping[str, Any] | None
     integration: bool = True
     contacts: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    token_sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if self.token is not None:
+            object.__setattr__(self, "token_sha256", token_digest(self.token))
+
+    def accepts_token(self, given: Any) -> bool:
+        """Whether ``given`` is the token; digests compared in constant time."""
+        return isinstance(given, str) and hmac.compare_digest(token_digest(given), self.token_sha256)
+
+    def to_shared(self) -> dict[str, Any]:
+        """What other worker processes get: everything but the clear token."""
+        return {
+            "token_sha256": self.token_sha256,
+            "integration": self.integration,
+            "cti_config": self.cti_config,
+            "contacts": [dict(c) for c in self.contacts],
+        }
+
+    @classmethod
+    def from_shared(cls, data: Mapping[str, Any], token: str | None = None) -> MockConfig:
+        """The inverse of :meth:`to_shared`; ``token`` is kept when its digest still matches."""
+        if token is not None and token_digest(token) != data["token_sha256"]:
+            token = None
+        return cls(token=token, cti_config=data["cti_config"], integration=data["integration"],
+                   contacts=tuple(data["contacts"]), token_sha256=data["token_sha256"])
 
     @property
     def view_limit(self) -> int:

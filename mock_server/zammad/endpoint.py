@@ -17,7 +17,7 @@ from typing import Any
 
 from .caller_id import Directory
 from .calls import CallLog
-from .config import MockConfig
+from .config import MockConfig, token_digest
 from .errors import FEATURE_DISABLED, INVALID_DIRECTION, INVALID_TOKEN, NOT_CONFIGURED, CtiError
 from .routing import REJECT_ANSWER, blocked_entry, dial_answer, outbound_route
 
@@ -45,9 +45,7 @@ def _blank(value: Any) -> bool:
 
 def token_matches(given: Any, expected: str) -> bool:
     """Compare in constant time: the token is the endpoint's only secret."""
-    if not isinstance(given, str):
-        return False
-    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+    return isinstance(given, str) and hmac.compare_digest(token_digest(given), token_digest(expected))
 
 
 def check_access(config: MockConfig, token: Any) -> None:
@@ -57,7 +55,7 @@ def check_access(config: MockConfig, token: Any) -> None:
     cti = config.cti_config
     if _blank(cti) or _blank(cti.get("inbound")) or _blank(cti.get("outbound")):
         raise CtiError(422, NOT_CONFIGURED, "cti_config, or its inbound or outbound part, is blank")
-    if not token_matches(token, config.token):
+    if not config.accepts_token(token):
         raise CtiError(401, INVALID_TOKEN, "the token in the URL differs from the configured cti_token")
 
 

@@ -1,0 +1,138 @@
+"""Fault injection, WireMock-style: make the mock a slow, failing or unreachable Zammad on demand.
+
+A fault is a JSON object:
+
+``kind``          ``latency`` (answer normally, late), ``status`` (answer with a
+                  forced status and a Zammad-shaped body, without processing the
+                  event), ``drop`` (close the connection without an answer) or
+                  ``hang`` (answer nothing until the client gives up)
+``latency_ms``    for latency: a number, or ``[min, max]`` for a random delay
+``status``/``body`` for status: e.g. 503 and ``{"error": "..."}`` (default:
+                  Zammad's ``Error ID`` text)
+``seconds``       for hang: how long to hold the request (default 60, at most 600)
+``event``         only requests of this event (newCall, answer, hangup)
+``probability``   only this fraction of the matching requests (0 to 1)
+``times``         only the next N matching requests, then the fault is gone
+
+The fault list lives in the mock's database so every worker process sees it.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+
+KINDS = ("latency", "status", "drop", "hang")
+MAX_HANG_SECONDS = 600
+
+FAULT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"enum": list(KINDS)},
+        "latency_ms": {
+            "oneOf": [
+                {"type": "number", "minimum": 0, "maximum": 600_000},
+                {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 600_000},
+                 "minItems": 2, "maxItems": 2},
+            ]
+        },
+        "status": {"type": "integer", "minimum": 100, "maximum": 599},
+        "body": {},
+        "seconds": {"type": "number", "minimum": 0, "maximum": MAX_HANG_SECONDS},
+        "event": {"type": "string"},
+        "probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "times": {"type": "integer", "minimum": 1},
+    },
+    "required": ["kind"],
+    "additionalProperties": False,
+    "allOf": [
+        {"if": {"properties": {"kind": {"const": "latency"}}}, "then": {"required": ["latency_ms"]}},
+        {"if": {"properties": {"kind": {"const": "status"}}}, "then": {"required": ["status"]}},
+    ],
+}
+
+_validator = jsonschema.Draft202012Validator(FAULT_SCHEMA)
+
+
+class FaultError(ValueError):
+    """A fault definition the mock cannot apply; the message says why."""
+
+
+def validate_fault(data: Any) -> dict[str, Any]:
+    """A checked copy of ``data`` with an ``id``; raises :class:`FaultError`."""
+    errors = list(_validator.iter_errors(data))
+    if errors:
+        first = min(errors, key=lambda e: len(e.path))
+        where = "/".join(str(p) for p in first.absolute_path) or "fault"
+        raise FaultError(f"{where}: {first.message}")
+    fault = dict(data)
+    fault.setdefault("id", uuid.uuid4().hex[:12])
+    return fault
+
+
+def parse_fault_option(text: str) -> dict[str, Any]:
+    """``serve --fault`` syntax: ``KIND[:VALUE][,key=value...]``.
+
+    ``latency:5000``, ``latency:100-500,probability=0.5``, ``status:503,times=3``,
+    ``drop,event=hangup``, ``hang:30``.
+    """
+    try:
+        return validate_fault(_parse_fault_spec(text))
+    except (ValueError, TypeError) as exc:
+        raise FaultError(f"--fault {text!r}: {exc}") from exc
+
+
+def _parse_fault_spec(text: str) -> dict[str, Any]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise FaultError("empty fault")
+    head, *options = parts
+    kind, _, value = head.partition(":")
+    fault: dict[str, Any] = {"kind": kind}
+    if value:
+        if kind == "latency":
+            low, dash, high = value.partition("-")
+            fault["latency_ms"] = [float(low), float(high)] if dash else float(low)
+        elif kind == "status":
+            fault["status"] = int(value)
+        elif kind == "hang":
+            fault["seconds"] = float(value)
+        else:
+            raise FaultError(f"{kind!r} takes no value (got {value!r})")
+    for option in options:
+        key, eq, raw = option.partition("=")
+        if not eq:
+            raise FaultError(f"expected key=value, got {option!r}")
+        fault[key] = _option_value(key, raw)
+    return fault
+
+
+def _option_value(key: str, raw: str) -> Any:
+    if key == "times":
+        return int(raw)
+    if key in ("probability", "seconds"):
+        return float(raw)
+    return raw
+
+
+def matches(fault: Mapping[str, Any], event: Any, rng: random.Random | None = None) -> bool:
+    """Whether ``fault`` applies to a request of ``event`` (the probability draw included)."""
+    if fault.get("event") not in (None, event):
+        return False
+    probability = fault.get("probability")
+    if probability is not None and (rng or random).random() >= probability:
+        return False
+    return True
+
+
+def latency_seconds(fault: Mapping[str, Any], rng: random.Random | None = None) -> float:
+    value = fault.get("latency_ms", 0)
+    if isinstance(value, list):
+        low, high = sorted(value)
+        value = (rng or random).uniform(low, high)
+    return float(value) / 1000
