@@ -84,7 +84,7 @@ def run_gunicorn(app_config: Mapping[str, Any], host: str, port: int, workers: i
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", "mock_server.gunicorn_worker.JsonErrorWorker")
             self.cfg.set("threads", threads)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)

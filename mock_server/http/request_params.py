@@ -45,6 +45,10 @@ def encoding_of(request: Request) -> str:
 def parse_request(request: Request) -> ParsedRequest:
     """Parameters as Zammad sees them; raises :class:`MalformedBody` for unparseable bodies."""
     encoding = encoding_of(request)
+    if request.content_length:
+        received = len(request.get_data(cache=True))
+        if received < request.content_length:
+            raise MalformedBody(f"the body ended after {received} of the {request.content_length} bytes announced")
     query = fold_pairs(request.args.items(multi=True))
     repeated = list(query.repeated_keys)
     body: dict[str, Any] = {}
