@@ -28,7 +28,7 @@ class ContractContext:
     config_path: Path
     config: MockConfig
     target_url: str | None = None
-    api_token: str | None = None
+    api_token: str | None = field(default=None, repr=False)
     _target: Target | None = None
     _mocks: dict[Path, MockServer] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

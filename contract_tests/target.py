@@ -8,7 +8,7 @@ only secret, so everything this package prints or writes uses :attr:`Target.mask
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 MASK = "***"
@@ -22,7 +22,7 @@ class TargetError(ValueError):
 @dataclass(frozen=True)
 class Target:
     base_url: str  # scheme://host[:port][/prefix], no trailing slash
-    token: str
+    token: str = field(repr=False)  # pytest prints fixture values in tracebacks
     builtin_mock: bool = False
 
     @classmethod

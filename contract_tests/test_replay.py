@@ -1,0 +1,202 @@
+"""Fixture replay: every scenario under ``fixtures/scenarios``, in every encoding it lists.
+
+Each (scenario, encoding) is one test, e.g. ``munich-dial[multipart]``. Its
+steps are sent in order over one shared HTTP session; the first answer that
+differs from the scenario (status, Content-Type, body) fails the test with the
+scenario and step, the request, the masked URL, expected and actual, and a
+curl command. The caller log is then compared field by field where the run
+can read it: on the built-in mock, or on a real Zammad when an agent's API
+token was given (``--zammad-api-token``).
+
+Scenarios that assume a configuration the target does not run are skipped,
+with a reason naming that configuration.
+
+Run: ``pytest --pyargs contract_tests.test_replay [--target URL]``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from contract_tests.context import ContractContext, caller_log_headers
+from contract_tests.failures import ContractFailure, contract_failure, response_body
+from contract_tests.requests_builder import request_kwargs
+from contract_tests.scenarios import Scenario, ScenarioRun, Step, load_scenarios, same_json
+from contract_tests.target import Target
+
+pytestmark = pytest.mark.contract_fixtures
+
+TIMEOUT = 15  # seconds per request; a real Zammad answers a push in well under one
+JSON_MEDIA_TYPE = "application/json"
+
+SCENARIOS = load_scenarios()
+
+
+def _cases() -> list[Any]:
+    return [
+        pytest.param(scenario, encoding, id=f"{scenario.name}[{encoding}]")
+        for scenario in SCENARIOS
+        for encoding in scenario.encodings
+    ]
+
+
+@pytest.fixture(scope="module")
+def replayer(contract_context: ContractContext) -> Any:
+    """Sends scenarios over one keep-alive session for the whole module."""
+    with requests.Session() as session:
+        yield Replayer(contract_context, session)
+
+
+@pytest.mark.parametrize(("scenario", "encoding"), _cases())
+def test_scenario(scenario: Scenario, encoding: str, replayer: Replayer) -> None:
+    replayer.replay(scenario, encoding)
+
+
+class Replayer:
+    """Replays scenarios against the run's target (or the one running a scenario's configuration).
+
+    Its repr shows the masked URL only: pytest prints test arguments in
+    tracebacks, and the target's token must never appear there.
+    """
+
+    def __init__(self, context: ContractContext, http: requests.Session) -> None:
+        self.context = context
+        self.http = http
+        self._targets: dict[Path, Target | None] = {}
+
+    def __repr__(self) -> str:
+        return f"<Replayer {self.context.describe()}>"
+
+    def replay(self, scenario: Scenario, encoding: str) -> None:
+        __tracebackhide__ = True
+        if scenario.config_path not in self._targets:
+            self._targets[scenario.config_path] = self.context.target_for(scenario.config_path)
+        target = self._targets[scenario.config_path]
+        if target is None:
+            pytest.skip(
+                f"{scenario.name} assumes configuration {scenario.config_path.name}; the target is only known to "
+                f"run {self.context.config_path.name} (--target-config), and only its admin can change that"
+            )
+        run = scenario.for_run(encoding)
+        log = CallerLogReader(self.context, target, self.http) if self.can_read_log(target) else None
+        for number, step in enumerate(run.steps, 1):
+            where = f"{run.label} step {number} '{step.name}'"
+            send_step(self.http, target, run, step, where)
+            if step.caller_log and log is not None:
+                log.check(run, step.caller_log, f"{where}: caller log after this step")
+        if scenario.caller_log and log is not None:
+            log.check(run, scenario.caller_log, f"{run.label}: caller log after the last step")
+
+    def can_read_log(self, target: Target) -> bool:
+        """The built-in mock serves its caller log freely; a real Zammad wants an agent's API token."""
+        return target.builtin_mock or bool(self.context.api_token)
+
+
+# --- one push -----------------------------------------------------------------------
+
+
+def send_step(http: requests.Session, target: Target, run: ScenarioRun, step: Step, where: str) -> None:
+    """Send ``step`` and raise a :class:`ContractFailure` unless the answer is the expected one."""
+    __tracebackhide__ = True
+    token = target.token if step.token == "valid" else f"wrong-{secrets.token_hex(8)}"
+
+    def failure(problem: str, status: int | None, body: Any) -> ContractFailure:
+        return contract_failure(
+            scenario=where, problem=problem, target=target, params=step.request, encoding=run.encoding,
+            expected=step.expect.describe(), actual_status=status, actual_body=body, token=token,
+        )
+
+    try:
+        kwargs = request_kwargs(step.request, run.encoding)
+        response = http.post(target.endpoint_url_with(token), timeout=TIMEOUT, **kwargs)
+    except requests.RequestException as exc:
+        # requests puts the full URL, token included, into its messages.
+        raise failure(f"no answer: {type(exc).__name__}: {target.mask(str(exc))}", None, None) from None
+
+    body = response_body(response)
+    content_type = response.headers.get("Content-Type", "")
+    if content_type.split(";")[0].strip().lower() != JSON_MEDIA_TYPE:
+        raise failure(f"Content-Type is {content_type!r}, expected {JSON_MEDIA_TYPE} (Zammad answers JSON only)",
+                      response.status_code, body)
+    problem = step.expect.mismatch(response.status_code, body)
+    if problem is not None:
+        raise failure(problem, response.status_code, body)
+
+
+# --- the caller log -------------------------------------------------------------------
+
+
+class CallerLogReader:
+    """Reads ``GET /api/v1/cti/log`` and compares entries with a scenario's expectations."""
+
+    def __init__(self, context: ContractContext, target: Target, http: requests.Session) -> None:
+        self.context = context
+        self.target = target
+        self.http = http
+
+    def _curl(self) -> str:
+        header = " --header 'Authorization: Token token=$ZAMMAD_API_TOKEN'" if self.context.api_token else ""
+        return f"curl --silent --show-error{header} {self.target.caller_log_url}"
+
+    def _fail(self, title: str, lines: list[str]) -> ContractFailure:
+        head = [title, f"  caller log: GET {self.target.caller_log_url}"]
+        text = "\n".join([*head, *lines, f"  reproduce: {self._curl()}"])
+        if self.context.api_token:
+            text = text.replace(self.context.api_token, "***")
+        return ContractFailure(self.target.mask(text))
+
+    def entries(self, where: str) -> list[Mapping[str, Any]]:
+        __tracebackhide__ = True
+        try:
+            headers = caller_log_headers(self.context)
+            response = self.http.get(self.target.caller_log_url, headers=headers, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            actual = f"  actual:   {type(exc).__name__}: {exc}"
+            raise self._fail(f"{where}: cannot read the caller log", [actual]) from None
+        body = response_body(response)
+        entries = body.get("list") if isinstance(body, dict) else None
+        if response.status_code != 200 or not isinstance(entries, list):
+            raise self._fail(
+                f"{where}: cannot read the caller log",
+                ['  expected: 200 {"list": [...], "assets": {...}}',
+                 f"  actual:   {response.status_code} {_show(body)}"],
+            )
+        return entries
+
+    def check(self, run: ScenarioRun, expected: Mapping[str, Any], where: str) -> None:
+        __tracebackhide__ = True
+        entries = self.entries(where)
+        by_call_id = {entry.get("call_id"): entry for entry in entries if isinstance(entry, dict)}
+        problems: list[str] = []
+        for alias, fields in expected.items():
+            call = f"call {alias} ({run.call_ids[alias]})"
+            entry = by_call_id.get(run.call_ids[alias])
+            if fields is None:
+                if entry is not None:
+                    problems.append(f"  {call}: expected no entry (the push was refused), actual: {_show(entry)}")
+                continue
+            if entry is None:
+                problems.append(f"  {call}: expected an entry, actual: none among the {len(entries)} newest")
+                continue
+            for field, value in fields.items():
+                actual = entry.get(field, _MISSING)
+                if actual is _MISSING or not same_json(actual, value):
+                    problems.append(f"  {call} field {field}: expected {_show(value)}, actual {_show(actual)}")
+        if problems:
+            raise self._fail(f"{where} differs", problems)
+
+
+_MISSING = object()
+
+
+def _show(value: Any) -> str:
+    if value is _MISSING:
+        return "(no such field)"
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
