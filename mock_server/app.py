@@ -9,6 +9,7 @@ variables, then the ``test_config`` dict. Keys:
 - ``JOURNAL``: the SQLite file for caller log, journal and findings
   (default ``":memory:"``: a temporary file, gone when the mock stops)
 - ``FAULTS``: faults active from the start (see ``admin/faults.py``)
+- ``STALE_CALL_SECONDS``: a call with no hangup after this long is a finding
 - ``MAX_CALLS``: caller-log entries kept (oldest dropped first)
 - ``JOURNAL_LIMIT``: journal entries kept
 - ``MAX_CONTENT_LENGTH``: request body limit in bytes (413 above it)
@@ -39,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "TOKEN": None,
     "JOURNAL": ":memory:",
     "FAULTS": (),
+    "STALE_CALL_SECONDS": 600,
     "MAX_CALLS": DEFAULT_MAX_ENTRIES,
     "JOURNAL_LIMIT": DEFAULT_JOURNAL_LIMIT,
     "MAX_CONTENT_LENGTH": 1024 * 1024,

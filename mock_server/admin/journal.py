@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..db import Database
 from ..zammad.calls import call_id_of, rails_time
+from .findings import Finding
 
 if TYPE_CHECKING:
     from flask import Request
@@ -53,6 +54,7 @@ class Journal:
         answer: Answer,
         duration_ms: float,
         fault: dict[str, Any] | None = None,
+        findings: list[Finding] = (),
     ) -> dict[str, Any]:
         params = _without_token(parsed.params) if parsed else {}
         entry = {
@@ -72,6 +74,7 @@ class Journal:
             "details": answer.details,
             "duration_ms": round(duration_ms, 3),
             "fault": fault,
+            "findings": [f.to_json() for f in findings],
         }
         call_id = None if entry["call_id"] is None else str(entry["call_id"])
         with self._db.transaction() as conn:
@@ -81,14 +84,57 @@ class Journal:
             )
             entry["id"] = cursor.lastrowid
             conn.execute("DELETE FROM requests WHERE id <= ?", (entry["id"] - self._limit,))
+            if findings:
+                conn.executemany(
+                    "INSERT INTO findings (request_id, time, call_id, code, severity, entry) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(entry["id"], entry["time"], call_id, f.code, f.severity, json.dumps(f.to_json())) for f in findings],
+                )
+                conn.execute("DELETE FROM findings WHERE request_id <= ?", (entry["id"] - self._limit,))
         return entry
 
-    def entries(self, call_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def new_call_params(self, call_id: Any) -> dict[str, Any] | None:
+        """The parameters of the first newCall journaled for ``call_id`` (for life-cycle findings)."""
+        if call_id is None:
+            return None
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT entry FROM requests WHERE call_id = ? ORDER BY id LIMIT 20", (str(call_id),)
+            ).fetchall()
+        for (text,) in rows:
+            entry = json.loads(text)
+            if entry.get("event") == "newCall":
+                return entry["params"]
+        return None
+
+    def findings(self, call_id: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
+        """Stored findings, oldest first, each with its request's id, time and call."""
+        sql, args, where = "SELECT id, request_id, time, call_id, entry FROM findings", [], []
+        if call_id is not None:
+            where.append("call_id = ?")
+            args.append(call_id)
+        if since is not None:
+            where.append("time >= ?")
+            args.append(since)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._db.connection() as conn:
+            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [{"id": fid, "request_id": rid, "time": time, "call_id": cid, **json.loads(text)}
+                for fid, rid, time, cid, text in rows]
+
+    def entries(self, call_id: str | None = None, limit: int | None = None,
+                since: str | None = None) -> list[dict[str, Any]]:
         """Oldest first; filtered by ``call_id`` when given; the newest ``limit`` when given."""
         sql, args = "SELECT id, entry FROM requests", []
+        where = []
         if call_id is not None:
-            sql += " WHERE call_id = ?"
+            where.append("call_id = ?")
             args.append(call_id)
+        if since is not None:
+            where.append("time >= ?")
+            args.append(since)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC"
         if limit is not None:
             sql += " LIMIT ?"

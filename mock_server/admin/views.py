@@ -7,6 +7,7 @@
 | GET  /__admin/config          | the running configuration, token masked               |
 | PUT  /__admin/config          | replaces it (a body without ``token`` keeps the token) |
 | GET  /__admin/requests        | the journal (``?call_id=``, ``?limit=``)              |
+| GET  /__admin/findings        | what the PBX did wrong (``?call_id=``, ``?since=``)   |
 | GET  /__admin/faults          | the active faults                                     |
 | POST /__admin/faults          | adds a fault (see :mod:`.faults` for its fields)      |
 | DELETE /__admin/faults[/<id>] | removes one fault, or all                             |
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -22,6 +24,7 @@ from .. import __version__
 from ..state import mock_state
 from ..zammad.config import ConfigError, config_from_mapping
 from .faults import FaultError, validate_fault
+from .findings import summarize, unfinished_call_findings
 
 bp = Blueprint("admin", __name__, url_prefix="/__admin")
 
@@ -65,6 +68,18 @@ def requests_journal():
     state = mock_state(current_app)
     limit = request.args.get("limit", type=int)
     return jsonify({"requests": state.journal.entries(call_id=request.args.get("call_id"), limit=limit)})
+
+
+@bp.get("/findings")
+def list_findings():
+    """Stored findings plus calls that never ended (computed now, so they appear once overdue)."""
+    state = mock_state(current_app)
+    call_id, since = request.args.get("call_id"), request.args.get("since")
+    stale_after = float(current_app.config["STALE_CALL_SECONDS"])
+    overdue = state.calls.unfinished(datetime.now(timezone.utc) - timedelta(seconds=stale_after))
+    findings = state.journal.findings(call_id=call_id, since=since)
+    findings += [f for f in unfinished_call_findings(overdue, stale_after) if call_id in (None, f["call_id"])]
+    return jsonify({"findings": findings, "summary": summarize(findings)})
 
 
 @bp.get("/faults")

@@ -9,6 +9,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..admin.faults import MAX_HANG_SECONDS, latency_seconds
+from ..admin.findings import Finding, request_findings
+from ..zammad.calls import call_id_of
 from ..state import mock_state
 from ..zammad.endpoint import Answer, push
 from ..zammad.errors import CtiError, error_id_message
@@ -32,18 +34,20 @@ def cti_push(token: str):
         else:
             answer = push(state.config, state.calls, state.directory, token, parsed.params)
     except MalformedBody as exc:
-        answer = Answer(400, {"error": str(exc)}, str(exc))
+        answer = Answer(400, {"error": str(exc)}, str(exc), outcome="malformed-body")
     except CtiError as exc:
-        answer = Answer(exc.status, exc.body, exc.detail)
+        answer = Answer(exc.status, exc.body, exc.detail, outcome=exc.code)
     if fault is not None and fault["kind"] == "latency":
         time.sleep(latency_seconds(fault))
+    token_valid = state.token_valid(token)
     state.journal.record_push(
         request=request,
-        token_valid=state.token_valid(token),
+        token_valid=token_valid,
         parsed=parsed,
         answer=answer,
         duration_ms=(time.perf_counter() - started) * 1000,
         fault=fault,
+        findings=_findings(state, parsed, answer, token_valid, fault),
     )
     if fault is not None and fault["kind"] in ("drop", "hang"):
         if fault["kind"] == "hang":
@@ -52,12 +56,28 @@ def cti_push(token: str):
     return jsonify(answer.body), answer.status
 
 
+def _findings(state, parsed, answer: Answer, token_valid: bool, fault) -> list[Finding]:
+    params = parsed.params if parsed else None
+    new_call = None
+    if params is not None and params.get("event") in ("answer", "hangup"):
+        new_call = state.journal.new_call_params(call_id_of(params))
+    return request_findings(
+        params=params,
+        encoding=parsed.encoding if parsed else None,
+        repeated_keys=parsed.repeated_keys if parsed else [],
+        outcome=answer.outcome,
+        token_valid=token_valid,
+        fault=fault,
+        new_call_params=new_call,
+    )
+
+
 def _fault_answer(fault: dict[str, Any]) -> Answer:
     reason = f"fault {fault['id']} ({fault['kind']}) injected"
     if fault["kind"] == "status":
         body = fault.get("body") or {"error": error_id_message()}
-        return Answer(fault["status"], body, reason)
-    return Answer(0, {}, reason + ": no answer sent")
+        return Answer(fault["status"], body, reason, outcome="fault")
+    return Answer(0, {}, reason + ": no answer sent", outcome="fault")
 
 
 def _drop_connection(environ: dict[str, Any]) -> Response:

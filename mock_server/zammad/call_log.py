@@ -71,6 +71,7 @@ class CallLog:
             raise CtiError(
                 422, error_id_message(),
                 f"event {event!r} is none of newCall, answer, hangup (Zammad: ArgumentError Unknown event)",
+                code="unknown-event",
             )
         key = _key(facts.call_id)
         with self._db.transaction() as conn:
@@ -78,7 +79,8 @@ class CallLog:
             row = conn.execute("SELECT id, entry FROM calls WHERE call_id = ?", (key,)).fetchone()
             if event == "newCall":
                 if row is not None:
-                    raise CtiError(500, ALREADY_EXISTS, f"a call with callId {facts.call_id!r} already exists")
+                    raise CtiError(500, ALREADY_EXISTS, f"a call with callId {facts.call_id!r} already exists",
+                                   code="duplicate-call")
                 entry = new_call_entry(0, params, facts, now)
                 cursor = conn.execute("INSERT INTO calls (call_id, entry) VALUES (?, ?)", (key, _dump(entry)))
                 entry.id = cursor.lastrowid
@@ -89,6 +91,7 @@ class CallLog:
                 raise CtiError(
                     500, error_id_message(),
                     f"{event} for callId {facts.call_id!r}, which no newCall created (Zammad: No such call_id)",
+                    code="unknown-call",
                 )
             entry = _load(*row)
             if event == "answer":
@@ -109,6 +112,16 @@ class CallLog:
         with self._db.connection() as conn:
             row = conn.execute("SELECT id, entry FROM calls WHERE call_id = ?", (_key(call_id),)).fetchone()
         return _load(*row).to_json() if row else None
+
+    def unfinished(self, started_before: datetime) -> list[dict[str, Any]]:
+        """Calls not hung up that started before ``started_before`` (ringing or talking "forever")."""
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, entry FROM calls WHERE json_extract(entry, '$.state') != 'hangup' "
+                "AND json_extract(entry, '$.initialized_at') < ? ORDER BY id",
+                (started_before.isoformat(),),
+            ).fetchall()
+        return [_load(*row).to_json() for row in rows]
 
     def clear(self) -> None:
         with self._db.transaction() as conn:

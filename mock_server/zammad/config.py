@@ -36,7 +36,7 @@ def token_digest(token: str) -> str:
 class MockConfig:
     """``token`` is None when this process only knows the token's digest (set by another worker)."""
 
-    token: str | None
+    token: str | None = field(repr=False)
     cti_config: Mapping[str, Any] | None
     integration: bool = True
     contacts: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)

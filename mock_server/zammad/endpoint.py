@@ -30,6 +30,7 @@ class Answer:
     body: dict[str, Any]
     reason: str
     details: dict[str, Any] = field(default_factory=dict)
+    outcome: str = "recorded"  # recorded, reject, dial, ignored, or an error code
 
 
 def _blank(value: Any) -> bool:
@@ -51,12 +52,15 @@ def token_matches(given: Any, expected: str) -> bool:
 def check_access(config: MockConfig, token: Any) -> None:
     """Checks 1 to 3, which Zammad makes before it reads any parameter."""
     if not config.integration:
-        raise CtiError(422, FEATURE_DISABLED, "the CTI integration is switched off (integration: false)")
+        raise CtiError(422, FEATURE_DISABLED, "the CTI integration is switched off (integration: false)",
+                       code="feature-disabled")
     cti = config.cti_config
     if _blank(cti) or _blank(cti.get("inbound")) or _blank(cti.get("outbound")):
-        raise CtiError(422, NOT_CONFIGURED, "cti_config, or its inbound or outbound part, is blank")
+        raise CtiError(422, NOT_CONFIGURED, "cti_config, or its inbound or outbound part, is blank",
+                       code="not-configured")
     if not config.accepts_token(token):
-        raise CtiError(401, INVALID_TOKEN, "the token in the URL differs from the configured cti_token")
+        raise CtiError(401, INVALID_TOKEN, "the token in the URL differs from the configured cti_token",
+                       code="invalid-token")
 
 
 def push(config: MockConfig, calls: CallLog, directory: Directory, token: Any, params: Mapping[str, Any]) -> Answer:
@@ -64,7 +68,8 @@ def push(config: MockConfig, calls: CallLog, directory: Directory, token: Any, p
     check_access(config, token)
     direction = params.get("direction")
     if direction not in ("in", "out"):
-        raise CtiError(422, INVALID_DIRECTION, f"direction is {direction!r}, expected 'in' or 'out'")
+        raise CtiError(422, INVALID_DIRECTION, f"direction is {direction!r}, expected 'in' or 'out'",
+                       code="invalid-direction")
 
     cti = config.cti_config or {}
     event = params.get("event")
@@ -74,7 +79,7 @@ def push(config: MockConfig, calls: CallLog, directory: Directory, token: Any, p
         if blocked is not None:
             calls.process(params, directory)
             return Answer(200, dict(REJECT_ANSWER), "inbound caller is on the block list",
-                          {"block_entry": dict(blocked)})
+                          {"block_entry": dict(blocked)}, outcome="reject")
 
     if event == "newCall" and direction == "out":
         route = outbound_route(cti, params.get("to"))
@@ -83,9 +88,9 @@ def push(config: MockConfig, calls: CallLog, directory: Directory, token: Any, p
             calls.process({**params, "from": caller_id}, directory)
             reason = f"routing table row {row.get('dest')!r}" if row else "default caller ID"
             return Answer(200, dial_answer(caller_id, params.get("to")), f"outbound caller ID from {reason}",
-                          {"routing_row": dict(row) if row else None})
+                          {"routing_row": dict(row) if row else None}, outcome="dial")
 
     entry = calls.process(params, directory)
     if entry is None:
-        return Answer(200, {}, "answer ignored: the call is already hung up")
+        return Answer(200, {}, "answer ignored: the call is already hung up", outcome="ignored")
     return Answer(200, {}, f"{event} recorded")

@@ -22,14 +22,16 @@ class CtiError(Exception):
     """An answer Zammad gives as ``{"error": message}`` with a non-200 status.
 
     ``detail`` says, for the mock's journal, why Zammad answered this way; the
-    PBX never sees it.
+    PBX never sees it. ``code`` names the case (``duplicate-call``,
+    ``unknown-call``, ``unknown-event``, ``invalid-token``...).
     """
 
-    def __init__(self, status: int, message: str, detail: str = "") -> None:
+    def __init__(self, status: int, message: str, detail: str = "", code: str = "error") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.detail = detail or message
+        self.code = code  # what happened, for the mock's findings: e.g. "unknown-call"
 
     @property
     def body(self) -> dict[str, str]:
