@@ -123,7 +123,7 @@ class Journal:
                 for fid, rid, time, cid, text in rows]
 
     def entries(self, call_id: str | None = None, limit: int | None = None,
-                since: str | None = None) -> list[dict[str, Any]]:
+                since: str | None = None, after: int | None = None) -> list[dict[str, Any]]:
         """Oldest first; filtered by ``call_id`` when given; the newest ``limit`` when given."""
         sql, args = "SELECT id, entry FROM requests", []
         where = []
@@ -133,6 +133,9 @@ class Journal:
         if since is not None:
             where.append("time >= ?")
             args.append(since)
+        if after is not None:
+            where.append("id > ?")
+            args.append(after)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC"

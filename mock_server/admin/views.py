@@ -6,7 +6,7 @@
 | POST /__admin/reset           | clears the caller log and the journal                 |
 | GET  /__admin/config          | the running configuration, token masked               |
 | PUT  /__admin/config          | replaces it (a body without ``token`` keeps the token) |
-| GET  /__admin/requests        | the journal (``?call_id=``, ``?limit=``)              |
+| GET  /__admin/requests        | the journal (``?call_id=``, ``?limit=``, ``?since=``, ``?after=<id>``) |
 | GET  /__admin/findings        | what the PBX did wrong (``?call_id=``, ``?since=``)   |
 | GET  /__admin/faults          | the active faults                                     |
 | POST /__admin/faults          | adds a fault (see :mod:`.faults` for its fields)      |
@@ -66,8 +66,13 @@ def put_config():
 @bp.get("/requests")
 def requests_journal():
     state = mock_state(current_app)
-    limit = request.args.get("limit", type=int)
-    return jsonify({"requests": state.journal.entries(call_id=request.args.get("call_id"), limit=limit)})
+    entries = state.journal.entries(
+        call_id=request.args.get("call_id"),
+        limit=request.args.get("limit", type=int),
+        since=request.args.get("since"),
+        after=request.args.get("after", type=int),
+    )
+    return jsonify({"requests": entries})
 
 
 @bp.get("/findings")
