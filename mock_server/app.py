@@ -18,6 +18,8 @@ variables, then the ``test_config`` dict. Keys:
 from __future__ import annotations
 
 import dataclasses
+import re
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,11 +27,12 @@ from typing import Any
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .admin.inspector import bp as inspector_bp
 from .admin.journal import DEFAULT_JOURNAL_LIMIT, Journal
 from .admin.views import bp as admin_bp
 from .http.cti import bp as cti_bp
 from .db import Database
-from .state import EXTENSION_KEY, MockState
+from .state import EXTENSION_KEY, MockState, mock_state
 from .zammad.call_log import CallLog
 from .zammad.calls import DEFAULT_MAX_ENTRIES
 from .zammad.errors import error_id_message
@@ -81,8 +84,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         journal=Journal(db, limit=int(app.config["JOURNAL_LIMIT"])),
     )
     app.extensions[EXTENSION_KEY] = state
+    # Flush the journal and drop a temporary database when the app goes away
+    # or the process exits (a gunicorn worker's graceful stop included).
+    weakref.finalize(app, state.close)
     app.register_blueprint(cti_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(inspector_bp)
     app.register_error_handler(HTTPException, _json_http_error)
     app.register_error_handler(Exception, _json_internal_error)
     return app
@@ -115,7 +122,10 @@ def _json_internal_error(exc: Exception):
 
 
 def _masked(path: str) -> str:
-    parts = path.split("/")
-    if len(parts) > 1 and parts[-2] == "cti":
-        parts[-1] = "***"
-    return "/".join(parts)
+    """The path with whatever stands where a token would, and the token itself, as ``***``."""
+    path = _TOKEN_SEGMENT.sub(r"\1***", path)
+    token = mock_state(current_app).config.token
+    return path.replace(token, "***") if token else path
+
+
+_TOKEN_SEGMENT = re.compile(r"(/cti/)(?!log(?:/|$))[^/]+")

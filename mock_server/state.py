@@ -119,6 +119,7 @@ class MockState:
         self.journal.clear()
 
     def close(self) -> None:
+        self.journal.close()
         self.db.close()
 
 

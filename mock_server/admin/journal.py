@@ -1,28 +1,32 @@
-"""The request journal: every request the CTI endpoint received, and what it answered.
+"""The request journal: every request the CTI endpoint received, what it answered, and the findings.
 
 It answers "what did my PBX send, and what did the mock make of it". The
 token never enters it: the path is stored masked and only whether the token
 was right is kept.
+
+Writing is off the request path: a request hands a small record to a writer
+thread, which works out the findings and stores records in batches, one
+transaction each. The PBX's answer never waits for the journal. Readers in
+the same process call :meth:`Journal.flush` first, so they see every request
+answered before; :meth:`Journal.close` flushes what is left (graceful stop).
 """
 
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..db import Database
 from ..zammad.calls import call_id_of, rails_time
-from .findings import Finding
-
-if TYPE_CHECKING:
-    from flask import Request
-
-    from ..http.request_params import ParsedRequest
-    from ..zammad.endpoint import Answer
+from .findings import request_findings
 
 DEFAULT_JOURNAL_LIMIT = 100_000
 MASK = "***"
+PRUNE_EVERY = 1_000  # rows between two prunes of the oldest journal entries
+_BATCH = 512
 
 
 def mask_path(path: str) -> str:
@@ -33,10 +37,37 @@ def mask_path(path: str) -> str:
     return path
 
 
-def _without_token(params: dict[str, Any]) -> dict[str, Any]:
+def without_token(params: dict[str, Any]) -> dict[str, Any]:
     # A PBX may repeat the token as a parameter; Rails' path token wins, and
     # the journal must not keep either.
     return {k: (MASK if k == "token" else v) for k, v in params.items()}
+
+
+def push_record(*, method: str, path: str, content_type: str | None, encoding: str | None,
+                params: dict[str, Any] | None, repeated_keys: list[str], token_valid: bool, status: int,
+                answer: dict[str, Any], outcome: str, reason: str, details: dict[str, Any],
+                duration_ms: float, fault: dict[str, Any] | None) -> dict[str, Any]:
+    """One journal entry as a plain dict (no Flask objects: it crosses to the writer thread)."""
+    shown = without_token(params) if params is not None else None
+    return {
+        "time": rails_time(datetime.now(timezone.utc)),
+        "method": method,
+        "path": mask_path(path),
+        "content_type": content_type,
+        "encoding": encoding,
+        "params": shown,
+        "repeated_keys": repeated_keys,
+        "call_id": call_id_of(shown or {}),
+        "event": (shown or {}).get("event"),
+        "token_valid": token_valid,
+        "status": status or None,  # None: a fault sent no answer
+        "answer": answer,
+        "outcome": outcome,
+        "reason": reason,
+        "details": details,
+        "duration_ms": round(duration_ms, 3),
+        "fault": fault,
+    }
 
 
 class Journal:
@@ -45,97 +76,119 @@ class Journal:
     def __init__(self, db: Database, limit: int = DEFAULT_JOURNAL_LIMIT) -> None:
         self._db = db
         self._limit = limit
+        self._queue: queue.SimpleQueue[dict[str, Any] | threading.Event | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_forever, name="zammad-cti-journal", daemon=True)
+        self._writer.start()
+        self._closed = False
 
-    def record_push(
-        self,
-        request: Request,
-        token_valid: bool,
-        parsed: ParsedRequest | None,
-        answer: Answer,
-        duration_ms: float,
-        fault: dict[str, Any] | None = None,
-        findings: list[Finding] = (),
-    ) -> dict[str, Any]:
-        params = _without_token(parsed.params) if parsed else {}
-        entry = {
-            "time": rails_time(datetime.now(timezone.utc)),
-            "method": request.method,
-            "path": mask_path(request.path),
-            "content_type": request.content_type,
-            "encoding": parsed.encoding if parsed else None,
-            "params": params,
-            "repeated_keys": parsed.repeated_keys if parsed else [],
-            "call_id": call_id_of(params),
-            "event": params.get("event"),
-            "token_valid": token_valid,
-            "status": answer.status or None,  # None: a fault sent no answer
-            "answer": answer.body,
-            "reason": answer.reason,
-            "details": answer.details,
-            "duration_ms": round(duration_ms, 3),
-            "fault": fault,
-            "findings": [f.to_json() for f in findings],
-        }
-        call_id = None if entry["call_id"] is None else str(entry["call_id"])
+    # Writing ----------------------------------------------------------------
+
+    def record(self, record: dict[str, Any]) -> None:
+        """Queue one :func:`push_record`; returns at once."""
+        self._queue.put(record)
+
+    def _write_forever(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch, waiters, stop = [], [], False
+            while True:
+                if item is None:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiters.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= _BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                try:
+                    self._write(batch)
+                except Exception as exc:  # never lose the writer thread: say so and go on
+                    print(f"zammad-cti: journal write failed ({exc!r}); {len(batch)} entries lost", flush=True)
+            for waiter in waiters:
+                waiter.set()
+            if stop:
+                return
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        new_calls: dict[str, dict[str, Any]] = {}
         with self._db.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO requests (time, call_id, entry) VALUES (?, ?, ?)",
-                (entry["time"], call_id, json.dumps(entry, default=str, separators=(",", ":"))),
-            )
-            entry["id"] = cursor.lastrowid
-            conn.execute("DELETE FROM requests WHERE id <= ?", (entry["id"] - self._limit,))
-            if findings:
-                conn.executemany(
-                    "INSERT INTO findings (request_id, time, call_id, code, severity, entry) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(entry["id"], entry["time"], call_id, f.code, f.severity, json.dumps(f.to_json())) for f in findings],
+            for entry in batch:
+                call_id = None if entry["call_id"] is None else str(entry["call_id"])
+                findings = request_findings(
+                    params=entry["params"],
+                    encoding=entry["encoding"],
+                    repeated_keys=entry["repeated_keys"],
+                    outcome=entry["outcome"],
+                    token_valid=entry["token_valid"],
+                    fault=entry["fault"],
+                    new_call_params=self._new_call_params(conn, call_id, entry, new_calls),
                 )
-                conn.execute("DELETE FROM findings WHERE request_id <= ?", (entry["id"] - self._limit,))
-        return entry
+                entry["findings"] = [f.to_json() for f in findings]
+                if entry["event"] == "newCall" and call_id is not None:
+                    new_calls.setdefault(call_id, entry["params"])
+                cursor = conn.execute(
+                    "INSERT INTO requests (time, call_id, entry) VALUES (?, ?, ?)",
+                    (entry["time"], call_id, json.dumps(entry, default=str, separators=(",", ":"))),
+                )
+                entry["id"] = cursor.lastrowid
+                if findings:
+                    conn.executemany(
+                        "INSERT INTO findings (request_id, time, call_id, code, severity, entry) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        [(entry["id"], entry["time"], call_id, f.code, f.severity, json.dumps(f.to_json()))
+                         for f in findings],
+                    )
+            last = batch[-1]["id"]
+            if last // PRUNE_EVERY != (batch[0]["id"] - 1) // PRUNE_EVERY:
+                conn.execute("DELETE FROM requests WHERE id <= ?", (last - self._limit,))
+                conn.execute("DELETE FROM findings WHERE request_id <= ?", (last - self._limit,))
 
-    def new_call_params(self, call_id: Any) -> dict[str, Any] | None:
-        """The parameters of the first newCall journaled for ``call_id`` (for life-cycle findings)."""
-        if call_id is None:
+    @staticmethod
+    def _new_call_params(conn, call_id: str | None, entry: dict[str, Any],
+                         in_batch: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        """The parameters of the call's newCall, for life-cycle findings on answer and hangup."""
+        if call_id is None or entry["event"] not in ("answer", "hangup"):
             return None
-        with self._db.connection() as conn:
-            rows = conn.execute(
-                "SELECT entry FROM requests WHERE call_id = ? ORDER BY id LIMIT 20", (str(call_id),)
-            ).fetchall()
-        for (text,) in rows:
-            entry = json.loads(text)
-            if entry.get("event") == "newCall":
-                return entry["params"]
+        if call_id in in_batch:
+            return in_batch[call_id]
+        for (text,) in conn.execute("SELECT entry FROM requests WHERE call_id = ? ORDER BY id LIMIT 20", (call_id,)):
+            earlier = json.loads(text)
+            if earlier.get("event") == "newCall":
+                return earlier["params"]
         return None
 
-    def findings(self, call_id: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
-        """Stored findings, oldest first, each with its request's id, time and call."""
-        sql, args, where = "SELECT id, request_id, time, call_id, entry FROM findings", [], []
-        if call_id is not None:
-            where.append("call_id = ?")
-            args.append(call_id)
-        if since is not None:
-            where.append("time >= ?")
-            args.append(since)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        with self._db.connection() as conn:
-            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
-        return [{"id": fid, "request_id": rid, "time": time, "call_id": cid, **json.loads(text)}
-                for fid, rid, time, cid, text in rows]
+    def flush(self, timeout: float = 10) -> None:
+        """Wait until every request recorded so far is stored."""
+        if self._closed or not self._writer.is_alive():
+            return
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
+
+    def close(self) -> None:
+        """Store what is queued and stop the writer (a graceful stop loses nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._writer.join(timeout=30)
+
+    # Reading ----------------------------------------------------------------
 
     def entries(self, call_id: str | None = None, limit: int | None = None,
                 since: str | None = None, after: int | None = None) -> list[dict[str, Any]]:
-        """Oldest first; filtered by ``call_id`` when given; the newest ``limit`` when given."""
-        sql, args = "SELECT id, entry FROM requests", []
-        where = []
-        if call_id is not None:
-            where.append("call_id = ?")
-            args.append(call_id)
-        if since is not None:
-            where.append("time >= ?")
-            args.append(since)
-        if after is not None:
-            where.append("id > ?")
-            args.append(after)
+        """Oldest first; filtered by ``call_id``, ``since`` (time) or ``after`` (id); the newest ``limit``."""
+        self.flush()
+        sql, args, where = "SELECT id, entry FROM requests", [], []
+        for clause, value in (("call_id = ?", call_id), ("time >= ?", since), ("id > ?", after)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC"
@@ -146,11 +199,29 @@ class Journal:
             rows = conn.execute(sql, args).fetchall()
         return [{**json.loads(text), "id": row_id} for row_id, text in reversed(rows)]
 
+    def findings(self, call_id: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
+        """Stored findings, oldest first, each with its request's id, time and call."""
+        self.flush()
+        sql, args, where = "SELECT id, request_id, time, call_id, entry FROM findings", [], []
+        for clause, value in (("call_id = ?", call_id), ("time >= ?", since)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._db.connection() as conn:
+            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [{"id": fid, "request_id": rid, "time": time, "call_id": cid, **json.loads(text)}
+                for fid, rid, time, cid, text in rows]
+
     def clear(self) -> None:
+        self.flush()
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM requests")
             conn.execute("DELETE FROM findings")
 
     def __len__(self) -> int:
+        self.flush()
         with self._db.connection() as conn:
             return conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+

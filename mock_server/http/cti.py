@@ -9,8 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..admin.faults import MAX_HANG_SECONDS, latency_seconds
-from ..admin.findings import Finding, request_findings
-from ..zammad.calls import call_id_of
+from ..admin.journal import push_record
 from ..state import mock_state
 from ..zammad.endpoint import Answer, push
 from ..zammad.errors import CtiError, error_id_message
@@ -19,7 +18,8 @@ from .request_params import MalformedBody, parse_request
 bp = Blueprint("cti", __name__)
 
 
-@bp.post("/api/v1/cti/<token>")
+# strict_slashes=False: Rails ignores a trailing slash, so Zammad answers .../TOKEN/ as .../TOKEN.
+@bp.post("/api/v1/cti/<token>", strict_slashes=False)
 def cti_push(token: str):
     state = mock_state(current_app)
     state.refresh()
@@ -39,37 +39,27 @@ def cti_push(token: str):
         answer = Answer(exc.status, exc.body, exc.detail, outcome=exc.code)
     if fault is not None and fault["kind"] == "latency":
         time.sleep(latency_seconds(fault))
-    token_valid = state.token_valid(token)
-    state.journal.record_push(
-        request=request,
-        token_valid=token_valid,
-        parsed=parsed,
-        answer=answer,
+    state.journal.record(push_record(
+        method=request.method,
+        path=request.path,
+        content_type=request.content_type,
+        encoding=parsed.encoding if parsed else None,
+        params=parsed.params if parsed else None,
+        repeated_keys=parsed.repeated_keys if parsed else [],
+        token_valid=state.token_valid(token),
+        status=answer.status,
+        answer=answer.body,
+        outcome=answer.outcome,
+        reason=answer.reason,
+        details=answer.details,
         duration_ms=(time.perf_counter() - started) * 1000,
         fault=fault,
-        findings=_findings(state, parsed, answer, token_valid, fault),
-    )
+    ))
     if fault is not None and fault["kind"] in ("drop", "hang"):
         if fault["kind"] == "hang":
             time.sleep(min(float(fault.get("seconds", 60)), MAX_HANG_SECONDS))
         return _drop_connection(request.environ)
     return jsonify(answer.body), answer.status
-
-
-def _findings(state, parsed, answer: Answer, token_valid: bool, fault) -> list[Finding]:
-    params = parsed.params if parsed else None
-    new_call = None
-    if params is not None and params.get("event") in ("answer", "hangup"):
-        new_call = state.journal.new_call_params(call_id_of(params))
-    return request_findings(
-        params=params,
-        encoding=parsed.encoding if parsed else None,
-        repeated_keys=parsed.repeated_keys if parsed else [],
-        outcome=answer.outcome,
-        token_valid=token_valid,
-        fault=fault,
-        new_call_params=new_call,
-    )
 
 
 def _fault_answer(fault: dict[str, Any]) -> Answer:
