@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mock_server.db import Database
-from mock_server.zammad import call_log, calls
+from mock_server.zammad import call_log
 from mock_server.zammad.caller_id import Directory, extract_numbers, normalize_number
 from mock_server.zammad.config import ConfigError, MockConfig, load_config, parse_config_text
 from mock_server.zammad.endpoint import push
@@ -219,14 +219,12 @@ def directory(documented) -> Directory:
     return Directory(documented["contacts"])
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def make_log(request, clock):
-    """Both caller-log stores apply the same rules: the in-memory one and the app's SQLite one."""
+@pytest.fixture
+def make_log(clock):
+    """The app's caller-log store (SQLite), on a temporary database, with the test's clock."""
     databases: list[Database] = []
 
     def factory(**kwargs: Any):
-        if request.param == "memory":
-            return calls.CallLog(clock=clock, **kwargs)
         databases.append(Database(":memory:"))
         return call_log.CallLog(databases[-1], clock=clock, **kwargs)
 
@@ -544,9 +542,9 @@ def endpoint_config(documented, **changes) -> MockConfig:
     return MockConfig(token=data["token"], cti_config=data["cti_config"], integration=data["integration"])
 
 
-def check(config: MockConfig, token: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+def check(config: MockConfig, token: str, params: dict[str, Any], make_log) -> tuple[int, dict[str, Any]]:
     try:
-        answer = push(config, calls.CallLog(), Directory(), token, params)
+        answer = push(config, make_log(), Directory(), token, params)
     except CtiError as exc:
         return exc.status, exc.body
     return answer.status, answer.body
@@ -555,9 +553,9 @@ def check(config: MockConfig, token: str, params: dict[str, Any]) -> tuple[int, 
 BAD_REQUEST = {"event": "newCall", "direction": "sideways", "callId": "x"}
 
 
-def test_disabled_comes_first(documented):
+def test_disabled_comes_first(documented, make_log):
     config = endpoint_config(documented, integration=False, cti_config=None)
-    assert check(config, "wrong", BAD_REQUEST) == (422, {"error": DISABLED})
+    assert check(config, "wrong", BAD_REQUEST, make_log) == (422, {"error": DISABLED})
 
 
 @pytest.mark.parametrize(
@@ -572,27 +570,27 @@ def test_disabled_comes_first(documented):
     ],
     ids=["null", "empty", "blank-inbound", "null-inbound", "blank-outbound", "null-outbound"],
 )
-def test_not_configured_before_token(documented, cti_change):
+def test_not_configured_before_token(documented, cti_change, make_log):
     cti = None if cti_change is None else ({} if cti_change == {} else {**documented["cti_config"], **cti_change})
     config = endpoint_config(documented, cti_config=cti)
-    assert check(config, "wrong", BAD_REQUEST) == (422, {"error": NOT_CONFIGURED})
+    assert check(config, "wrong", BAD_REQUEST, make_log) == (422, {"error": NOT_CONFIGURED})
 
 
-def test_token_before_direction(documented):
-    assert check(endpoint_config(documented), "wrong", BAD_REQUEST) == (401, {"error": INVALID_TOKEN})
+def test_token_before_direction(documented, make_log):
+    assert check(endpoint_config(documented), "wrong", BAD_REQUEST, make_log) == (401, {"error": INVALID_TOKEN})
 
 
 @pytest.mark.parametrize("direction", ["sideways", None, "", "IN", "inbound"],
                          ids=["other", "missing", "empty", "upper-case", "word"])
-def test_invalid_direction(documented, direction):
+def test_invalid_direction(documented, direction, make_log):
     params = {"event": "newCall", "callId": "x"}
     if direction is not None:
         params["direction"] = direction
-    assert check(endpoint_config(documented), documented["token"], params) == (422, {"error": INVALID_DIRECTION})
+    assert check(endpoint_config(documented), documented["token"], params, make_log) == (422, {"error": INVALID_DIRECTION})
 
 
-def test_outbound_new_call_dials_and_logs_rewritten_from(documented):
-    log = calls.CallLog()
+def test_outbound_new_call_dials_and_logs_rewritten_from(documented, make_log):
+    log = make_log()
     params = {"event": "newCall", "direction": "out", "from": "493023125741", "to": "498912345", "callId": "d1"}
     answer = push(endpoint_config(documented), log, Directory(), documented["token"], params)
     assert (answer.status, answer.body) == (200, {"action": "dial", "caller_id": "498999998145", "number": "498912345"})
@@ -606,7 +604,7 @@ def test_outbound_new_call_dials_and_logs_rewritten_from(documented):
      ("DOCUMENTED-TOKEN-3F9C2A", False), ("", False), (None, False)],
     ids=["equal", "prefix", "longer", "case", "empty", "missing"],
 )
-def test_token_compare(documented, given, matches):
+def test_token_compare(documented, given, matches, make_log):
     params = {"event": "newCall", "direction": "in", "from": "1", "to": "2", "callId": "t"}
-    status, body = check(endpoint_config(documented), given, params)
+    status, body = check(endpoint_config(documented), given, params, make_log)
     assert (status, body) == ((200, {}) if matches else (401, {"error": INVALID_TOKEN}))

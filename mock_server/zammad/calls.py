@@ -1,21 +1,19 @@
-"""The caller log and the call life cycle (Zammad's ``Cti::Log.process``).
+"""The call life cycle (Zammad's ``Cti::Log.process``), as pure functions on a caller-log entry.
 
 Each ``callId`` is one caller-log entry: ``newCall`` creates it, ``answer``
 and ``hangup`` update it. The rules for ``done``, the durations, the comments
-and the queue are Zammad's; see docs in ``zammad-cti-reference.md``.
+and the queue are Zammad's. The store that loads and saves entries around
+these functions is :mod:`.call_log`.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from .caller_id import Directory
-from .errors import ALREADY_EXISTS, CtiError, error_id_message
 
 EVENTS = ("newCall", "answer", "hangup")
 DEFAULT_MAX_ENTRIES = 10_000
@@ -196,93 +194,3 @@ def hang_up_call(entry: CallLogEntry, facts: CallFacts, now: datetime) -> None:
         entry.duration_waiting_time = whole_seconds_between(entry.initialized_at, now)
     entry.comment = facts.cause
     entry.updated_at = now
-
-
-class CallLog:
-    """Zammad's ``cti_logs`` table for one mock: thread-safe, bounded, newest last.
-
-    At most ``max_entries`` calls are kept (the oldest go first) so that a
-    long load test does not grow memory without bound.
-    """
-
-    def __init__(self, clock: Clock = utc_now, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        self._clock = clock
-        self._max_entries = max_entries
-        self._entries: OrderedDict[str, CallLogEntry] = OrderedDict()
-        self._next_id = 1
-        self._lock = threading.Lock()
-
-    def process(self, params: Mapping[str, Any], directory: Directory) -> CallLogEntry | None:
-        """Record one event; raises the :class:`CtiError` a real Zammad would answer with."""
-        facts = CallFacts.of(params, directory)
-        event = params.get("event")
-        key = _key(facts.call_id)
-        with self._lock:
-            now = self._clock()
-            entry = self._entries.get(key)
-            if event == "newCall":
-                if entry is not None:
-                    raise CtiError(500, ALREADY_EXISTS, f"a call with callId {facts.call_id!r} already exists")
-                return self._create(key, params, facts, now)
-            if event in ("answer", "hangup"):
-                if entry is None:
-                    raise CtiError(
-                        500, error_id_message(),
-                        f"{event} for callId {facts.call_id!r}, which no newCall created (Zammad: No such call_id)",
-                    )
-                if event == "answer":
-                    return entry if answer_call(entry, facts, now) else None
-                hang_up_call(entry, facts, now)
-                return entry
-            raise CtiError(
-                422, error_id_message(),
-                f"event {event!r} is none of newCall, answer, hangup (Zammad: ArgumentError Unknown event)",
-            )
-
-    def _create(self, key: str, params: Mapping[str, Any], facts: CallFacts, now: datetime) -> CallLogEntry:
-        entry = CallLogEntry(
-            id=self._next_id,
-            call_id=facts.call_id,
-            direction=facts.direction,
-            state="newCall",
-            from_=params.get("from"),
-            to=params.get("to"),
-            from_comment=facts.from_comment,
-            to_comment=facts.to_comment,
-            queue=facts.queue,
-            comment=facts.cause,
-            done=facts.direction != "in",
-            initialized_at=now,
-            preferences=facts.preferences,
-            created_at=now,
-            updated_at=now,
-        )
-        self._next_id += 1
-        self._entries[key] = entry
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
-        return entry
-
-    def newest(self, limit: int) -> list[dict[str, Any]]:
-        """Entries newest first, as Zammad orders the caller log."""
-        with self._lock:
-            entries = list(self._entries.values())
-        return [entry.to_json() for entry in reversed(entries[-limit:] if limit > 0 else [])]
-
-    def get(self, call_id: Any) -> dict[str, Any] | None:
-        with self._lock:
-            entry = self._entries.get(_key(call_id))
-            return entry.to_json() if entry else None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._next_id = 1
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-def _key(call_id: Any) -> str:
-    # Zammad's call_id column is a string: a JSON number 5 and "5" are one call.
-    return "" if call_id is None else str(call_id)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .caller_id import Directory
-from .calls import CallLog
+from .call_log import CallLog
 from .config import MockConfig, token_digest
 from .errors import FEATURE_DISABLED, INVALID_DIRECTION, INVALID_TOKEN, NOT_CONFIGURED, CtiError
 from .routing import REJECT_ANSWER, blocked_entry, dial_answer, outbound_route
