@@ -32,7 +32,7 @@ class MockState:
         self.journal = journal
         self._settings = SharedSettings(db)
         self._lock = threading.Lock()
-        self._generation = -1
+        self._generation: object = None
         self._config = config
         self._directory = Directory(config.contacts)
         self._faults: list[dict[str, Any]] = list(faults)

@@ -56,12 +56,14 @@ def _key(call_id: Any) -> str:
 
 
 class CallLog:
-    """Thread- and process-safe caller log; keeps the newest ``max_entries`` calls."""
+    """Thread- and process-safe caller log; keeps the newest ``max_entries`` calls (up to 10% more)."""
 
     def __init__(self, db: Database, clock: Clock = utc_now, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self._db = db
         self._clock = clock
         self._max_entries = max_entries
+        # Prune now and then, not on every call: between max_entries and 10% more are kept.
+        self._prune_every = max(1, min(1_000, max_entries // 10))
 
     def process(self, params: Mapping[str, Any], directory: Directory) -> CallLogEntry | None:
         """Record one event; raises the :class:`CtiError` a real Zammad would answer with."""
@@ -74,19 +76,11 @@ class CallLog:
                 code="unknown-event",
             )
         key = _key(facts.call_id)
+        if event == "newCall":
+            return self._create(key, params, facts)
         with self._db.transaction() as conn:
             now = self._clock()
             row = conn.execute("SELECT id, entry FROM calls WHERE call_id = ?", (key,)).fetchone()
-            if event == "newCall":
-                if row is not None:
-                    raise CtiError(500, ALREADY_EXISTS, f"a call with callId {facts.call_id!r} already exists",
-                                   code="duplicate-call")
-                entry = new_call_entry(0, params, facts, now)
-                cursor = conn.execute("INSERT INTO calls (call_id, entry) VALUES (?, ?)", (key, _dump(entry)))
-                entry.id = cursor.lastrowid
-                # Bounded: a long load test must not grow the database without end.
-                conn.execute("DELETE FROM calls WHERE id <= ?", (entry.id - self._max_entries,))
-                return entry
             if row is None:
                 raise CtiError(
                     500, error_id_message(),
@@ -101,6 +95,21 @@ class CallLog:
                 hang_up_call(entry, facts, now)
             conn.execute("UPDATE calls SET entry = ? WHERE id = ?", (_dump(entry), entry.id))
             return entry
+
+    def _create(self, key: str, params: Mapping[str, Any], facts: CallFacts) -> CallLogEntry:
+        entry = new_call_entry(0, params, facts, self._clock())
+        # One statement, so atomic without a transaction of its own: the unique
+        # call_id decides between two newCalls racing for the same callId.
+        with self._db.connection() as conn:
+            cursor = conn.execute("INSERT OR IGNORE INTO calls (call_id, entry) VALUES (?, ?)", (key, _dump(entry)))
+            if cursor.rowcount == 0:
+                raise CtiError(500, ALREADY_EXISTS, f"a call with callId {facts.call_id!r} already exists",
+                               code="duplicate-call")
+            entry.id = cursor.lastrowid
+            if entry.id % self._prune_every == 0:
+                # Bounded: a long load test must not grow the database without end.
+                conn.execute("DELETE FROM calls WHERE id <= ?", (entry.id - self._max_entries,))
+        return entry
 
     def newest(self, limit: int) -> list[dict[str, Any]]:
         """Entries newest first, as Zammad orders the caller log."""
