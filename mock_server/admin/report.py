@@ -82,9 +82,10 @@ def build_report(journal_path: str | Path, *, since: datetime | None = None,
     try:
         db = Database(path)
     except sqlite3.DatabaseError as exc:
-        raise ReportError(f"{path} is not a zammad-cti journal: {exc}") from None
+        raise ReportError(f"{path} could not be opened as a zammad-cti journal: {exc}") from None
+    journal = Journal(db)  # its writer thread stays idle: the report only reads
     try:
-        entries = Journal(db).entries(since=since_text)
+        entries = journal.entries(since=since_text)
         call_log = CallLog(db)
         overdue = {str(e["call_id"]): e for e in call_log.unfinished(now - timedelta(seconds=stale_after))}
         grouped: dict[str, list[dict[str, Any]]] = {}
@@ -99,6 +100,7 @@ def build_report(journal_path: str | Path, *, since: datetime | None = None,
     except sqlite3.DatabaseError as exc:
         raise ReportError(f"{path} could not be read as a zammad-cti journal: {exc}") from None
     finally:
+        journal.close()
         db.close()
 
     without_call_id = _group(loose, _request_findings(loose))
@@ -145,8 +147,8 @@ def _call(call_id: str, entries: list[dict[str, Any]], caller_log: dict[str, Any
     findings = _request_findings(entries)
     if overdue is not None:
         findings += [_finding(f) for f in unfinished_call_findings([overdue], stale_after)]
-    new_call = next((e["params"] for e in entries if e.get("event") == "newCall"), None)
-    sent = new_call or next((e["params"] for e in entries if e.get("params", {}).get("direction")), {})
+    sent = next((e["params"] for e in entries if e.get("event") == "newCall" and e.get("params")), None) \
+        or next((e["params"] for e in entries if (e.get("params") or {}).get("direction")), {})
     group = _group(entries, findings)
     events_and_findings = {key: group.pop(key) for key in ("events", "findings")}
     return {
@@ -183,7 +185,7 @@ def _event(entry: dict[str, Any]) -> dict[str, Any]:
         "method": entry.get("method"),
         "path": entry.get("path"),
         "encoding": entry.get("encoding"),
-        "params": entry.get("params", {}),
+        "params": entry.get("params"),
         "token_valid": entry.get("token_valid"),
         "status": entry.get("status"),
         "answer": entry.get("answer"),
@@ -263,8 +265,8 @@ def render_text(report: dict[str, Any]) -> str:
     window = f"requests since {report['since']}" if report["since"] else "all requests"
     lines = [
         f"zammad-cti report of {report['journal']}",
-        f"{window}; a call without hangup is reported after {_seconds(report['stale_after'])}; "
-        f"generated {report['generated_at']}",
+        (f"{window}; a call without hangup is reported after {_seconds(report['stale_after'])}; "
+         f"generated {report['generated_at']}"),
         "",
     ]
     if not summary["requests"]:
@@ -287,8 +289,8 @@ def render_text(report: dict[str, Any]) -> str:
 
 
 def _text_call(call: dict[str, Any]) -> list[str]:
-    lines = [f"Call {call['call_id']}  {_route(call['direction'], call['from'], call['to'])}  "
-             f"{_tally(call['counts'])}"]
+    route = _route(call["direction"], call["from"], call["to"])
+    lines = [f"Call {call['call_id']}  {route}  {_tally(call['counts'])}"]
     lines += _text_events(call["events"])
     lines.append("  caller log: " + _caller_log_line(call["caller_log"]))
     lines += _text_findings(call["findings"])
@@ -353,9 +355,9 @@ def _text_summary(summary: dict[str, Any]) -> list[str]:
     else:
         lines.append("  no findings")
     lines += [f"  by severity: {_tally(summary['by_severity'], always=True)}",
-              f"  {_plural(summary['calls'], 'call')}, {_plural(summary['requests'], 'request')}, "
-              f"{summary['requests_without_call_id']} without a callId, "
-              f"{summary['unfinished_calls']} never ended",
+              (f"  {_plural(summary['calls'], 'call')}, {_plural(summary['requests'], 'request')}, "
+               f"{summary['requests_without_call_id']} without a callId, "
+               f"{summary['unfinished_calls']} never ended"),
               "", summary["verdict"]]
     return lines
 
