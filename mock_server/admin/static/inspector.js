@@ -198,18 +198,18 @@ function renderSummary() {
   const missed = calls.filter(isMissed).length;
   const blocked = calls.filter((c) => newCallAnswer(c.call_id)?.action === "reject").length;
   $("sum-calls").textContent = String(calls.length);
-  $("sum-calls-detail").textContent = calls.length
-    ? [`${live} live`, `${missed} missed`, `${blocked} blocked`].join(" · ")
-    : state.filter ? "no call matches the filter" : "none yet";
+  $("sum-calls-detail").replaceChildren(...(calls.length
+    ? [stat(live, "live", "ok"), stat(missed, "missed", "error"), stat(blocked, "blocked", "text")]
+    : [state.filter ? "no call matches the filter" : "none yet"]));
 
   const entries = state.journal.filter((e) => matchesFilter(e.call_id));
   const total = state.filter ? entries.length : (state.counts?.requests ?? entries.length);
   const byClass = { ok: 0, client: 0, server: 0, none: 0 };
   for (const entry of entries) byClass[statusClass(entry.status)] += 1;
   $("sum-requests").textContent = String(total);
-  const parts = [`${byClass.ok} 2xx`, `${byClass.client} 4xx`, `${byClass.server} 5xx`];
-  if (byClass.none) parts.push(`${byClass.none} unanswered`);
-  $("sum-requests-detail").textContent = entries.length ? parts.join(" · ") : "none yet";
+  const parts = [stat(byClass.ok, "2xx", "ok"), stat(byClass.client, "4xx", "warn"), stat(byClass.server, "5xx", "error")];
+  if (byClass.none) parts.push(stat(byClass.none, "unanswered", "text"));
+  $("sum-requests-detail").replaceChildren(...(entries.length ? parts : ["none yet"]));
 
   const findings = state.findings.filter((f) => matchesFilter(f.call_id));
   const counts = countBySeverity(findings);
@@ -238,6 +238,11 @@ function renderSummary() {
         h("span", { class: "count" }, `×${count}`),
         hidden(` (${severity})`))));
   }
+}
+
+/** "2 missed" for a summary card, coloured when not zero. */
+function stat(count, label, tone) {
+  return h("span", { class: `stat${count ? ` stat-${tone}` : ""}` }, h("strong", {}, String(count)), ` ${label}`);
 }
 
 // Rendering: caller log -----------------------------------------------------
@@ -286,7 +291,7 @@ function renderCalls() {
     const detailId = `call-detail-${call.id}`;
     const findings = findingsOf(call.call_id);
     const missed = isMissed(call);
-    const classes = ["call", `dir-${call.direction}`, `is-${STATES[call.state]?.cls || "unknown"}`];
+    const classes = ["call", `call-${call.direction}`, `is-${STATES[call.state]?.cls || "unknown"}`];
     if (missed) classes.push("is-missed");
     if (open) classes.push("is-open");
     if (findings.some((f) => f.severity === "error")) classes.push("has-errors");
@@ -426,7 +431,7 @@ function renderJournal() {
       h("td", { class: "event" },
         direction === "in" || direction === "out"
           ? h("span", { class: `dir dir-${direction}`, title: direction === "in" ? "inbound" : "outbound" },
-            h("span", { "aria-hidden": "true" }, direction === "in" ? "↙ " : "↗ "))
+            h("span", { "aria-hidden": "true" }, direction === "in" ? "↙" : "↗"))
           : null,
         show(entry.event) || h("span", { class: "muted" }, "—")),
       h("td", { class: "call-id" }, entry.call_id === null || entry.call_id === undefined
@@ -438,7 +443,7 @@ function renderJournal() {
         }, String(entry.call_id))),
       h("td", {}, statusPill(entry.status)),
       h("td", { class: "answer" },
-        h("span", { class: "answer-summary" }, answerSummary(entry)),
+        h("span", { class: "answer-summary", title: answerSummary(entry) }, answerSummary(entry)),
         entry.fault ? h("span", { class: "tag tag-fault", title: JSON.stringify(entry.fault) }, `fault: ${entry.fault.kind}`) : null),
       h("td", { class: "num" }, entry.duration_ms === null || entry.duration_ms === undefined ? "" : entry.duration_ms.toFixed(1)),
       h("td", { class: "findings-cell" }, findingChips(findings))));
