@@ -26,5 +26,10 @@ test: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/zammad-cti serve
 
+## bench: mock vs Prism vs a bare WSGI app under wrk (needs wrk and npm)
+bench: $(STAMP)
+	cd benchmarks && npm ci --no-audit --no-fund
+	$(BIN)/python benchmarks/run.py
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -28,13 +28,18 @@ class Target:
     @classmethod
     def from_url(cls, url: str, builtin_mock: bool = False) -> Target:
         parts = urlsplit(url)
+        # The URL may hold the token anywhere when it is malformed: show only scheme and host.
+        shown = f"{parts.scheme}://{parts.netloc}/..." if parts.netloc else "the target URL"
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise TargetError(f"{url!r} is not an http(s) URL; pass the CTI endpoint URL, e.g. https://zammad.example.com/api/v1/cti/TOKEN")
+            raise TargetError(f"{shown} is not an http(s) URL; pass the CTI endpoint URL, "
+                              "e.g. https://zammad.example.com/api/v1/cti/TOKEN")
         match = _ENDPOINT.match(url.split("?", 1)[0])
         if not match or match["token"] == "log":
+            hint = (" (/api/v1/integration/cti is the old documentation's path; Zammad routes /api/v1/cti)"
+                    if "/integration/cti/" in parts.path else "")
             raise TargetError(
-                f"{mask_url(url)} is not a CTI endpoint URL: expected .../api/v1/cti/TOKEN, "
-                "as Zammad's admin page (Integrations > CTI (generic)) shows it"
+                f"{shown} is not a CTI endpoint URL: expected .../api/v1/cti/TOKEN, as Zammad's admin page "
+                f"(Integrations > CTI (generic)) shows it{hint}"
             )
         return cls(base_url=match["base"].rstrip("/"), token=match["token"], builtin_mock=builtin_mock)
 

@@ -71,6 +71,9 @@ class Database:
         self._idle: list[sqlite3.Connection] = []
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # Threads of one process take turns here rather than in SQLite's busy
+        # handler, which sleeps a whole millisecond or more per collision.
+        self._write_lock = threading.Lock()
         self._closed = False
         with self.connection() as conn:
             conn.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
@@ -104,7 +107,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that holds SQLite's write lock from its first statement."""
-        with self.connection() as conn:
+        with self._write_lock, self.connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn

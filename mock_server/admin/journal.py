@@ -115,8 +115,11 @@ class Journal:
                 return
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
+        # The findings first, outside the transaction: the write lock is held
+        # only for the inserts, so requests waiting to log a call barely wait.
         new_calls: dict[str, dict[str, Any]] = {}
-        with self._db.transaction() as conn:
+        prepared = []
+        with self._db.connection() as reader:
             for entry in batch:
                 call_id = None if entry["call_id"] is None else str(entry["call_id"])
                 findings = request_findings(
@@ -126,14 +129,16 @@ class Journal:
                     outcome=entry["outcome"],
                     token_valid=entry["token_valid"],
                     fault=entry["fault"],
-                    new_call_params=self._new_call_params(conn, call_id, entry, new_calls),
+                    new_call_params=self._new_call_params(reader, call_id, entry, new_calls),
                 )
                 entry["findings"] = [f.to_json() for f in findings]
                 if entry["event"] == "newCall" and call_id is not None:
                     new_calls.setdefault(call_id, entry["params"])
+                prepared.append((entry, call_id, findings, json.dumps(entry, default=str, separators=(",", ":"))))
+        with self._db.transaction() as conn:
+            for entry, call_id, findings, text in prepared:
                 cursor = conn.execute(
-                    "INSERT INTO requests (time, call_id, entry) VALUES (?, ?, ?)",
-                    (entry["time"], call_id, json.dumps(entry, default=str, separators=(",", ":"))),
+                    "INSERT INTO requests (time, call_id, entry) VALUES (?, ?, ?)", (entry["time"], call_id, text)
                 )
                 entry["id"] = cursor.lastrowid
                 if findings:

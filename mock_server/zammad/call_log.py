@@ -24,6 +24,7 @@ from .calls import (
     answer_call,
     hang_up_call,
     new_call_entry,
+    storable_call_id,
     utc_now,
 )
 from .errors import ALREADY_EXISTS, CtiError, error_id_message
@@ -97,10 +98,12 @@ class CallLog:
             return entry
 
     def _create(self, key: str, params: Mapping[str, Any], facts: CallFacts) -> CallLogEntry:
+        refused = storable_call_id(facts.call_id)
+        if refused:
+            raise CtiError(500, error_id_message(), refused, code="call-id-refused")
         entry = new_call_entry(0, params, facts, self._clock())
-        # One statement, so atomic without a transaction of its own: the unique
-        # call_id decides between two newCalls racing for the same callId.
-        with self._db.connection() as conn:
+        # The unique call_id decides between two newCalls racing for the same callId.
+        with self._db.transaction() as conn:
             cursor = conn.execute("INSERT OR IGNORE INTO calls (call_id, entry) VALUES (?, ?)", (key, _dump(entry)))
             if cursor.rowcount == 0:
                 raise CtiError(500, ALREADY_EXISTS, f"a call with callId {facts.call_id!r} already exists",

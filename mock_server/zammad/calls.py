@@ -16,6 +16,7 @@ from typing import Any
 from .caller_id import Directory
 
 EVENTS = ("newCall", "answer", "hangup")
+MAX_CALL_ID_LENGTH = 250  # Zammad's cti_logs.call_id: a string of at most 250 characters, never null
 DEFAULT_MAX_ENTRIES = 10_000
 
 Clock = Callable[[], datetime]
@@ -35,6 +36,31 @@ def rails_time(moment: datetime | None) -> str | None:
 def whole_seconds_between(start: datetime, end: datetime) -> int:
     """Zammad subtracts ``Time#to_i`` values: whole epoch seconds, each rounded down."""
     return int(end.timestamp()) - int(start.timestamp())
+
+
+def column(value: Any) -> str | None:
+    """A value as Zammad's string columns store it: Rails casts with Ruby's ``to_s``.
+
+    A JSON number 4930 is stored as "4930", true as "t"; arrays and hashes as
+    Ruby prints them. The caller log therefore only ever holds strings.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return _ruby_inspect(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def _ruby_inspect(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_ruby_inspect(k)}=>{_ruby_inspect(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_ruby_inspect(item) for item in value) + "]"
+    if value is None:
+        return "nil"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return column(value)
 
 
 def call_id_of(params: Mapping[str, Any]) -> Any:
@@ -141,19 +167,34 @@ class CallFacts:
         )
 
 
+def storable_call_id(call_id: Any) -> str | None:
+    """Why Zammad's database refuses this call ID for a new call, or None when it takes it.
+
+    The column is ``string(250), null: false``: a missing or over-long callId
+    fails the insert, and Zammad's error handler answers 500 with an Error ID.
+    (The reference documents the limit; the answer follows from its generic
+    error handling.)
+    """
+    if call_id is None or call_id == "":
+        return "no callId (or call_id): the caller log's call_id column may not be empty"
+    if len(str(call_id)) > MAX_CALL_ID_LENGTH:
+        return f"the callId has {len(str(call_id))} characters; the call_id column holds {MAX_CALL_ID_LENGTH}"
+    return None
+
+
 def new_call_entry(entry_id: int, params: Mapping[str, Any], facts: CallFacts, now: datetime) -> CallLogEntry:
     """The caller-log entry a ``newCall`` creates: inbound calls start not done."""
     return CallLogEntry(
         id=entry_id,
-        call_id=facts.call_id,
+        call_id=column(facts.call_id),
         direction=facts.direction,
         state="newCall",
-        from_=params.get("from"),
-        to=params.get("to"),
-        from_comment=facts.from_comment,
-        to_comment=facts.to_comment,
-        queue=facts.queue,
-        comment=facts.cause,
+        from_=column(params.get("from")),
+        to=column(params.get("to")),
+        from_comment=column(facts.from_comment),
+        to_comment=column(facts.to_comment),
+        queue=column(facts.queue),
+        comment=column(facts.cause),
         done=facts.direction != "in",
         initialized_at=now,
         preferences=facts.preferences,
@@ -170,9 +211,9 @@ def answer_call(entry: CallLogEntry, facts: CallFacts, now: datetime) -> bool:
     entry.start_at = now
     entry.duration_waiting_time = whole_seconds_between(entry.initialized_at or now, now)
     if facts.user is not None:
-        entry.to_comment = facts.user
+        entry.to_comment = column(facts.user)
     entry.done = True
-    entry.comment = facts.cause
+    entry.comment = column(facts.cause)
     entry.updated_at = now
     return True
 
@@ -192,5 +233,5 @@ def hang_up_call(entry: CallLogEntry, facts: CallFacts, now: datetime) -> None:
         entry.duration_talking_time = whole_seconds_between(entry.start_at, now)
     elif entry.duration_waiting_time is None and entry.initialized_at is not None:
         entry.duration_waiting_time = whole_seconds_between(entry.initialized_at, now)
-    entry.comment = facts.cause
+    entry.comment = column(facts.cause)
     entry.updated_at = now
