@@ -31,6 +31,8 @@ from .admin.inspector import bp as inspector_bp
 from .admin.journal import DEFAULT_JOURNAL_LIMIT, Journal
 from .admin.views import bp as admin_bp
 from .http.cti import bp as cti_bp
+from .http.cti import http_error_message
+from .http.fast_path import PushFastPath
 from .db import Database
 from .state import EXTENSION_KEY, MockState, mock_state
 from .zammad.call_log import CallLog
@@ -92,6 +94,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(inspector_bp)
     app.register_error_handler(HTTPException, _json_http_error)
     app.register_error_handler(Exception, _json_internal_error)
+    app.wsgi_app = PushFastPath(app.wsgi_app, state, app.config["MAX_CONTENT_LENGTH"], app.logger)
     return app
 
 
@@ -102,10 +105,8 @@ def _json_http_error(exc: HTTPException):
         if "/integration/cti/" in request.path:
             message += " (Zammad routes the CTI push at /api/v1/cti/:token; /api/v1/integration/cti is the old documentation's path)"
         body = {"error": message}
-    elif exc.code == 413:
-        body = {"error": f"Request body too large: the mock accepts at most {request.max_content_length} bytes"}
     else:
-        body = {"error": exc.description or exc.name}
+        body = {"error": http_error_message(exc, request.max_content_length)}
     response = jsonify(body)
     response.status_code = exc.code or 500
     if exc.code == 405:

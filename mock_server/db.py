@@ -104,6 +104,11 @@ class Database:
                 else:
                     self._idle.append(conn)
 
+    def write(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """One write statement, atomic on its own (SQLite wraps it in a transaction)."""
+        with self._write_lock, self.connection() as conn:
+            return conn.execute(sql, args)
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that holds SQLite's write lock from its first statement."""

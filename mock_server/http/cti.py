@@ -1,16 +1,24 @@
-"""Zammad's routes: ``POST /api/v1/cti/{token}`` and ``GET /api/v1/cti/log``."""
+"""Zammad's routes: ``POST /api/v1/cti/{token}`` and ``GET /api/v1/cti/log``.
+
+:func:`answer_push` is the push endpoint on a plain Werkzeug request; the
+Flask route below and the fast path in :mod:`.fast_path` both call it.
+"""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request, Response
 
 from ..admin.faults import MAX_HANG_SECONDS, latency_seconds
 from ..admin.journal import push_record
-from ..state import mock_state
+from ..state import MockState, mock_state
 from ..zammad.endpoint import Answer, push
 from ..zammad.errors import CtiError, error_id_message
 from .request_params import MalformedBody, parse_request
@@ -20,8 +28,45 @@ bp = Blueprint("cti", __name__)
 
 # strict_slashes=False: Rails ignores a trailing slash, so Zammad answers .../TOKEN/ as .../TOKEN.
 @bp.post("/api/v1/cti/<token>", strict_slashes=False)
-def cti_push(token: str):
-    state = mock_state(current_app)
+def cti_push(token: str) -> Response:
+    return answer_push(mock_state(current_app), request, token)
+
+
+def http_error_message(exc: HTTPException, max_content_length: int | None) -> str:
+    """The text of a Werkzeug HTTP error, as the mock words it."""
+    if exc.code == 413:
+        return f"Request body too large: the mock accepts at most {max_content_length} bytes"
+    return exc.description or exc.name
+
+
+def json_bytes(body: Any) -> bytes:
+    """JSON as Flask's jsonify writes it: compact, one trailing newline."""
+    return (json.dumps(body, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+
+
+def json_response(body: Any, status: int) -> Response:
+    return Response(json_bytes(body), status=status, mimetype="application/json")
+
+
+@dataclass
+class PushReply:
+    """What the push endpoint sends: a JSON answer, or nothing (``drop``: close the connection)."""
+
+    status: int
+    body: Any
+    drop: bool = False
+
+
+def answer_push(state: MockState, request: Request, token: str) -> Response:
+    """The push endpoint as a Werkzeug response."""
+    reply = push_reply(state, request, token)
+    if reply.drop:
+        return drop_connection(request.environ)
+    return json_response(reply.body, reply.status)
+
+
+def push_reply(state: MockState, request: Request, token: str) -> PushReply:
+    """Parse, apply faults, answer as Zammad, and hand the journal its record."""
     state.refresh()
     started = time.perf_counter()
     parsed = None
@@ -58,8 +103,8 @@ def cti_push(token: str):
     if fault is not None and fault["kind"] in ("drop", "hang"):
         if fault["kind"] == "hang":
             time.sleep(min(float(fault.get("seconds", 60)), MAX_HANG_SECONDS))
-        return _drop_connection(request.environ)
-    return jsonify(answer.body), answer.status
+        return PushReply(0, None, drop=True)
+    return PushReply(answer.status, answer.body)
 
 
 def _fault_answer(fault: dict[str, Any]) -> Answer:
@@ -70,7 +115,7 @@ def _fault_answer(fault: dict[str, Any]) -> Answer:
     return Answer(0, {}, reason + ": no answer sent", outcome="fault")
 
 
-def _drop_connection(environ: dict[str, Any]) -> Response:
+def drop_connection(environ: dict[str, Any]) -> Response:
     """Close the client's connection without an answer, as an unreachable Zammad would."""
     sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
     if sock is not None:

@@ -102,16 +102,16 @@ class CallLog:
         if refused:
             raise CtiError(500, error_id_message(), refused, code="call-id-refused")
         entry = new_call_entry(0, params, facts, self._clock())
-        # The unique call_id decides between two newCalls racing for the same callId.
-        with self._db.transaction() as conn:
-            cursor = conn.execute("INSERT OR IGNORE INTO calls (call_id, entry) VALUES (?, ?)", (key, _dump(entry)))
-            if cursor.rowcount == 0:
-                raise CtiError(500, ALREADY_EXISTS, f"a call with callId {facts.call_id!r} already exists",
-                               code="duplicate-call")
-            entry.id = cursor.lastrowid
-            if entry.id % self._prune_every == 0:
-                # Bounded: a long load test must not grow the database without end.
-                conn.execute("DELETE FROM calls WHERE id <= ?", (entry.id - self._max_entries,))
+        # One statement, atomic on its own: the unique call_id decides between
+        # two newCalls racing for the same callId, in any worker.
+        cursor = self._db.write("INSERT OR IGNORE INTO calls (call_id, entry) VALUES (?, ?)", (key, _dump(entry)))
+        if cursor.rowcount == 0:
+            raise CtiError(500, ALREADY_EXISTS, f"a call with callId {facts.call_id!r} already exists",
+                           code="duplicate-call")
+        entry.id = cursor.lastrowid
+        if entry.id % self._prune_every == 0:
+            # Bounded: a long load test must not grow the database without end.
+            self._db.write("DELETE FROM calls WHERE id <= ?", (entry.id - self._max_entries,))
         return entry
 
     def newest(self, limit: int) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 DEFAULT_COUNTRY_CODE = "49"
@@ -32,12 +33,17 @@ def extract_numbers(text: Any) -> list[str]:
     """Every phone-like run in ``text``, normalised (empty for blank or non-text)."""
     if not isinstance(text, str) or not text.strip():
         return []
-    numbers = []
+    return list(_extract_cached(text))
+
+
+@lru_cache(maxsize=4096)  # a PBX repeats the same few numbers: every event names both ends
+def _extract_cached(text: str) -> tuple[str, ...]:
+    numbers: list[str] = []
     for match in _NUMBER_RUN.finditer(text):
         number = normalize_number(match.group(0))
         if number and number not in numbers:
             numbers.append(number)
-    return numbers
+    return tuple(numbers)
 
 
 class Directory:
