@@ -17,10 +17,13 @@ import os
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+WRITE_WAIT_SECONDS = 30
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -74,14 +77,16 @@ class Database:
         # Threads of one process take turns here rather than in SQLite's busy
         # handler, which sleeps a whole millisecond or more per collision.
         self._write_lock = threading.Lock()
+        self._write_conn: sqlite3.Connection | None = None
         self._closed = False
         with self.connection() as conn:
             conn.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, busy_timeout_ms: int = 30_000) -> sqlite3.Connection:
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # survives a crash of the mock, not a power cut
         with self._lock:
@@ -104,22 +109,47 @@ class Database:
                 else:
                     self._idle.append(conn)
 
+    # Writes: one connection per process, used under ``_write_lock``. It has no
+    # busy timeout: SQLite's own busy handler sleeps a millisecond or more when
+    # another worker process holds the lock for a few microseconds, so waiting
+    # is done here, in steps of 50 microseconds doubling up to one millisecond.
+
+    def _writer(self) -> sqlite3.Connection:
+        if self._write_conn is None:
+            self._write_conn = self._open(busy_timeout_ms=0)
+        return self._write_conn
+
+    @staticmethod
+    def _when_free(statement: Callable[[], Any]) -> Any:
+        delay, waited = 0.00005, 0.0
+        while True:
+            try:
+                return statement()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or waited > WRITE_WAIT_SECONDS:
+                    raise
+            time.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.001)
+
     def write(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         """One write statement, atomic on its own (SQLite wraps it in a transaction)."""
-        with self._write_lock, self.connection() as conn:
-            return conn.execute(sql, args)
+        with self._write_lock:
+            conn = self._writer()
+            return self._when_free(lambda: conn.execute(sql, args))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that holds SQLite's write lock from its first statement."""
-        with self._write_lock, self.connection() as conn:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._write_lock:
+            conn = self._writer()
+            self._when_free(lambda: conn.execute("BEGIN IMMEDIATE"))
             try:
                 yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            self._when_free(lambda: conn.execute("COMMIT"))
 
     def close(self) -> None:
         with self._lock:
@@ -131,6 +161,7 @@ class Database:
                     pass
             self._all.clear()
             self._idle.clear()
+            self._write_conn = None
         if self.temporary:
             for suffix in ("", "-wal", "-shm", ".generation"):
                 try:
