@@ -8,7 +8,9 @@ skipped with a reason instead: only its admin can change its configuration.
 
 from __future__ import annotations
 
+import itertools
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,16 @@ from mock_server.resources import documented_config_path
 from .target import Target
 
 CALL_ID_PREFIX = "zcti-check-"
+_RUN_ID = uuid.uuid4().hex[:12]
+_SERIAL = itertools.count(1)
+
+
+def new_call_id(tag: str = "") -> str:
+    """A callId unique to this run, recognisably ours: ``zcti-check-<run>-<tag><serial>``.
+
+    Repeated runs against one staging Zammad never collide on a callId.
+    """
+    return f"{CALL_ID_PREFIX}{_RUN_ID}-{tag}{next(_SERIAL):05d}"
 
 _current: ContractContext | None = None
 

@@ -28,7 +28,13 @@ import requests
 from contract_tests.context import ContractContext, caller_log_headers
 from contract_tests.failures import ContractFailure, contract_failure, response_body
 from contract_tests.requests_builder import request_kwargs
-from contract_tests.scenarios import Scenario, ScenarioRun, Step, load_scenarios, same_json
+from contract_tests.scenarios import (
+    Scenario,
+    ScenarioRun,
+    Step,
+    load_scenarios,
+    same_json,
+)
 from contract_tests.target import Target
 
 pytestmark = pytest.mark.contract_fixtures

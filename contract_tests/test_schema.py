@@ -59,10 +59,8 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import itertools
 import json
 import re
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -77,7 +75,7 @@ from mock_server.resources import openapi_path
 from mock_server.zammad.errors import INVALID_TOKEN
 
 from . import checks
-from .context import CALL_ID_PREFIX, current_context
+from .context import current_context, new_call_id
 from .failures import contract_failure
 from .requests_builder import ENCODINGS, request_kwargs
 from .target import MASK, Target
@@ -118,12 +116,7 @@ fuzz_schema = _load_schema({
 
 # --- unique, recognisable callIds ----------------------------------------------------------
 
-_RUN_ID = uuid.uuid4().hex[:12]
-_SERIAL = itertools.count(1)
 
-
-def new_call_id() -> str:
-    return f"{CALL_ID_PREFIX}{_RUN_ID}-{next(_SERIAL):05d}"
 
 
 def rewrite_call_ids(container: Any) -> None:
@@ -334,7 +327,7 @@ WRONG_TOKENS = {
 
 
 @pytest.mark.contract_examples
-@pytest.mark.parametrize(("kind", "encoding"), list(zip(WRONG_TOKENS, ENCODINGS)))
+@pytest.mark.parametrize(("kind", "encoding"), list(zip(WRONG_TOKENS, ENCODINGS, strict=False)))
 def test_wrong_token_is_refused(kind: str, encoding: str, http: requests.Session) -> None:
     """Zammad checks the token before anything else in the event: 401 and its text, no dial answer."""
     target = current_context().target

@@ -27,8 +27,6 @@ prints the whole step list that led to it.
 
 from __future__ import annotations
 
-import itertools
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,9 +48,9 @@ from mock_server.zammad.errors import ALREADY_EXISTS, INVALID_DIRECTION
 
 from . import checks
 from .context import (
-    CALL_ID_PREFIX,
     ContractContext,
     caller_log_headers,
+    new_call_id,
 )
 from .failures import contract_failure
 from .requests_builder import ENCODINGS, request_kwargs
@@ -68,12 +66,7 @@ SETTINGS = settings(
 )
 TIMEOUT = 30
 
-_RUN_ID = uuid.uuid4().hex[:12]
-_SERIAL = itertools.count(1)
 
-
-def new_call_id() -> str:
-    return f"{CALL_ID_PREFIX}{_RUN_ID}-sm{next(_SERIAL):05d}"
 
 
 # --- numbers that reach every rule of the configuration ----------------------------------------
@@ -89,7 +82,7 @@ def outbound_numbers(cti_config: Mapping[str, Any]) -> st.SearchStrategy[str]:
         parts = dest.split("*")
         options.append(st.lists(st.text("0123456789", min_size=1, max_size=6), min_size=len(parts) - 1,
                                 max_size=len(parts) - 1)
-                       .map(lambda fill, parts=parts: "".join(p + f for p, f in zip(parts, [*fill, ""]))))
+                       .map(lambda fill, parts=parts: "".join(p + f for p, f in zip(parts, [*fill, ""], strict=False))))
         options.append(st.just(dest.replace("*", "")))
     return st.one_of(options)
 
@@ -184,7 +177,7 @@ class CallLifecycle(RuleBasedStateMachine):
         else:
             sent_from, sent_to = "493023125741", data.draw(outbound_numbers(self.cti_config), label="to")
         params = _drop_none({"event": "newCall", "from": sent_from, "to": sent_to, "direction": direction,
-                             key: new_call_id(), "user": user})
+                             key: new_call_id("sm"), "user": user})
         why, answer = checks.expected_new_call_answer(self.cti_config, params)
         self.push("new_call", params, encoding, Expected(f"a new {why}", 200, answer), fresh=True)
         self.placed += 1
@@ -245,12 +238,12 @@ class CallLifecycle(RuleBasedStateMachine):
         """An answer or hangup nobody started (500, Error ID), or a direction Zammad refuses (422); nothing logged."""
         if kind == "invalid_direction":
             params = {"event": "newCall", "from": "492214710334", "to": "498912345678",
-                      "direction": direction.upper() if direction == "in" else "sideways", key: new_call_id()}
+                      "direction": direction.upper() if direction == "in" else "sideways", key: new_call_id("sm")}
             expected = Expected(f"direction {params['direction']!r} is neither 'in' nor 'out'",
                                 422, {"error": INVALID_DIRECTION})
         else:
             params = {"event": kind.split("_", 1)[0], "from": "492214710334", "to": "493023125741",
-                      "direction": direction, key: new_call_id(), "cause": "normalClearing"}
+                      "direction": direction, key: new_call_id("sm"), "cause": "normalClearing"}
             expected = Expected(f"{params['event']} for a callId no newCall created: Zammad's error handler "
                                 "answers 500 with an Error ID", 500)
         # The rules know a bad direction; only the model knows that nobody started this call.

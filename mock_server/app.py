@@ -30,15 +30,20 @@ from werkzeug.exceptions import HTTPException
 from .admin.inspector import bp as inspector_bp
 from .admin.journal import DEFAULT_JOURNAL_LIMIT, Journal
 from .admin.views import bp as admin_bp
+from .db import Database
 from .http.cti import bp as cti_bp
 from .http.cti import http_error_message
 from .http.fast_path import PushFastPath
-from .db import Database
 from .state import EXTENSION_KEY, MockState, mock_state
 from .zammad.call_log import CallLog
 from .zammad.calls import DEFAULT_MAX_ENTRIES
+from .zammad.config import (
+    MockConfig,
+    config_from_mapping,
+    documented_config,
+    load_config,
+)
 from .zammad.errors import error_id_message
-from .zammad.config import MockConfig, config_from_mapping, documented_config, load_config
 
 DEFAULTS: dict[str, Any] = {
     "CTI_CONFIG": None,

@@ -100,7 +100,12 @@ def check(target: str | None, target_config: str | None, suites: tuple[str, ...]
     adds caller-log entries there (every callId starts with zcti-check-).
     Never point it at production.
     """
-    from contract_tests.runner import CheckOptions, CheckUsageError, parse_suites, run_check
+    from contract_tests.runner import (
+        CheckOptions,
+        CheckUsageError,
+        parse_suites,
+        run_check,
+    )
 
     try:
         chosen = parse_suites(suites)
@@ -237,7 +242,12 @@ def simulate(target: str, calls: int | None, concurrency: int, scenario_path: st
     """
     import json
 
-    from contract_tests.simulator import ScenarioFileError, Simulation, format_report, load_scenario
+    from contract_tests.simulator import (
+        ScenarioFileError,
+        Simulation,
+        format_report,
+        load_scenario,
+    )
     from contract_tests.target import Target, TargetError
 
     try:

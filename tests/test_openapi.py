@@ -151,10 +151,10 @@ def response_media() -> Iterator[tuple[str, str, str, str, dict[str, Any]]]:
 
 def all_examples() -> list[Any]:
     cases = []
-    for method, path, media_type, media in request_media():
+    for method, _path, media_type, media in request_media():
         for name, example in media.get("examples", {}).items():
             cases.append(pytest.param(media["schema"], example, id=f"{method}-{media_type}-{name}"))
-    for method, path, status, media_type, media in response_media():
+    for method, _path, status, media_type, media in response_media():
         for name, example in media.get("examples", {}).items():
             cases.append(pytest.param(media["schema"], example, id=f"{method}-{status}-{media_type}-{name}"))
     return cases

@@ -14,7 +14,12 @@ import pytest
 from mock_server.db import Database
 from mock_server.zammad import call_log
 from mock_server.zammad.caller_id import Directory, extract_numbers, normalize_number
-from mock_server.zammad.config import ConfigError, MockConfig, load_config, parse_config_text
+from mock_server.zammad.config import (
+    ConfigError,
+    MockConfig,
+    load_config,
+    parse_config_text,
+)
 from mock_server.zammad.endpoint import push
 from mock_server.zammad.errors import CtiError
 from mock_server.zammad.params import fold_pairs, merge_params

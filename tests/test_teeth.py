@@ -25,7 +25,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-
 from broken_targets import BROKEN, TOKEN, serve, serve_faithful
 
 CHECK = Path(sys.executable).parent / ("zammad-cti.exe" if os.name == "nt" else "zammad-cti")

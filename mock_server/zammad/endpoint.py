@@ -15,10 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .caller_id import Directory
 from .call_log import CallLog
+from .caller_id import Directory
 from .config import MockConfig, token_digest
-from .errors import FEATURE_DISABLED, INVALID_DIRECTION, INVALID_TOKEN, NOT_CONFIGURED, CtiError
+from .errors import (
+    FEATURE_DISABLED,
+    INVALID_DIRECTION,
+    INVALID_TOKEN,
+    NOT_CONFIGURED,
+    CtiError,
+)
 from .routing import REJECT_ANSWER, blocked_entry, dial_answer, outbound_route
 
 
