@@ -56,6 +56,8 @@ CODES: dict[str, tuple[str, str]] = {
 }
 
 FORM_ENCODINGS = ("urlencoded", "multipart", "query")
+# Outcomes of a newCall that Zammad logged: only such a newCall starts a call.
+LOGGED_NEW_CALL = frozenset({"recorded", "dial", "reject"})
 
 
 @dataclass(frozen=True)
@@ -75,15 +77,16 @@ class Finding:
 # The contract --------------------------------------------------------------
 
 @cache
-def _spec_validators(schema_name: str) -> tuple[Any, jsonschema.Draft202012Validator]:
-    """A fast yes/no validator and a detailed one for a request schema, with unknown fields flagged."""
+def _spec_validators(schema_name: str) -> tuple[Any, jsonschema.Draft202012Validator, frozenset[str]]:
+    """A fast yes/no validator, a detailed one, and the field names, for a request schema of the spec."""
     spec = yaml.safe_load(openapi_path().read_text(encoding="utf-8"))
     strict = {
         "$ref": f"#/components/schemas/{schema_name}",
         "unevaluatedProperties": False,
         "components": spec["components"],
     }
-    return jsonschema_rs.validator_for(strict), jsonschema.Draft202012Validator(strict)
+    known = frozenset(spec["components"]["schemas"][schema_name].get("properties", {}))
+    return jsonschema_rs.validator_for(strict), jsonschema.Draft202012Validator(strict), known
 
 
 def _as_sent(params: Mapping[str, Any], encoding: str) -> dict[str, Any]:
@@ -96,7 +99,7 @@ def _as_sent(params: Mapping[str, Any], encoding: str) -> dict[str, Any]:
 def contract_findings(params: Mapping[str, Any], encoding: str) -> list[Finding]:
     """Deviations of one request's parameters from openapi.yaml's request schema."""
     schema_name = "CtiEventForm" if encoding in FORM_ENCODINGS else "CtiEventJson"
-    fast, detailed = _spec_validators(schema_name)
+    fast, detailed, known = _spec_validators(schema_name)
     instance = _as_sent(params, encoding)
     instance.pop("token", None)  # Rails' path parameter, never part of the body
     try:
@@ -106,16 +109,27 @@ def contract_findings(params: Mapping[str, Any], encoding: str) -> list[Finding]
         pass  # values the fast validator cannot read (Decimal): let the detailed one judge
     findings = []
     for error in detailed.iter_errors(instance):
-        findings.extend(_finding_for(error, instance))
+        findings.extend(_finding_for(error, instance, known))
     return _unique(findings)
 
 
-def _finding_for(error: jsonschema.ValidationError, instance: Mapping[str, Any]) -> list[Finding]:
+# What Zammad does with a value the contract does not allow, by field.
+_CONSEQUENCE = {
+    "direction": "Zammad answers 422 Invalid direction! and drops the event.",
+    "event": "Zammad answers 422 with an Error ID and drops the event.",
+    "cause": "Zammad stores it as the call's comment, but its caller log knows only the seven causes.",
+    "callId": "Zammad cannot tie the call's events together with it.",
+    "call_id": "Zammad cannot tie the call's events together with it.",
+}
+_TYPE_CONSEQUENCE = ("Zammad stores numbers as text and other shapes as Ruby prints them, so the caller log, "
+                     "routing and caller identification see something else than intended.")
+
+
+def _finding_for(error: jsonschema.ValidationError, instance: Mapping[str, Any],
+                 known: frozenset[str]) -> list[Finding]:
     path = [str(p) for p in error.absolute_path]
     field = path[0] if path else None
     if error.validator == "unevaluatedProperties":
-        known = {"event", "from", "to", "direction", "callId", "call_id", "user", "user[]", "queue", "cause",
-                 "answeringNumber"}
         return [Finding("unknown-field", f"'{name}' is not part of the CTI contract; Zammad ignores it.", name)
                 for name in instance if name not in known]
     if error.validator == "required":
@@ -126,18 +140,22 @@ def _finding_for(error: jsonschema.ValidationError, instance: Mapping[str, Any])
                                          "hangup to this call.", "callId")]
     if error.validator == "type":
         return [Finding("wrong-type", f"'{'.'.join(path)}' is {type(error.instance).__name__} "
-                                      f"{_short(error.instance)}, the contract says {error.validator_value}.", field)]
+                                      f"{_short(error.instance)}, the contract says {error.validator_value}: "
+                                      f"{_TYPE_CONSEQUENCE}", field)]
     if error.validator in ("enum", "const"):
         code = {"direction": "invalid-direction", "event": "invalid-event", "cause": "invalid-cause"}.get(field, "invalid-value")
-        return [Finding(code, f"'{field}' is {_short(error.instance)}; allowed: {error.validator_value}.", field)]
+        consequence = _CONSEQUENCE.get(field, "Zammad may refuse it or file it wrongly.")
+        return [Finding(code, f"'{field}' is {_short(error.instance)}; allowed: {error.validator_value}. "
+                              f"{consequence}", field)]
     if error.validator == "maxLength" and field in ("callId", "call_id"):
         return [Finding("callid-too-long", f"{field} has {len(error.instance)} characters; Zammad stores at most "
                                            f"{error.validator_value}, a longer one fails to save.", field)]
     if error.validator in ("oneOf", "anyOf") and error.context:
         # e.g. user: neither a string nor an array of strings; report the closest branch.
         best = jsonschema.exceptions.best_match(error.context)
-        return _finding_for(best, instance) if best is not None else []
-    return [Finding("invalid-value", f"'{'.'.join(path) or 'body'}': {error.message}", field)]
+        return _finding_for(best, instance, known) if best is not None else []
+    consequence = _CONSEQUENCE.get(field, "Zammad may refuse it or file it wrongly.")
+    return [Finding("invalid-value", f"'{'.'.join(path) or 'body'}': {error.message}. {consequence}", field)]
 
 
 def _missing_message(name: str) -> str:
@@ -208,8 +226,10 @@ def request_findings(
     if fault is not None:
         findings.append(Finding("fault-injected", f"fault {fault.get('id')} ({fault.get('kind')}) shaped this answer."))
     if not token_valid:
-        findings.append(Finding("wrong-token", "The token in the URL is not the configured one: Zammad answers 401 "
-                                               "Invalid token and ignores the event. Copy the URL from Zammad's CTI page."))
+        answer = ("Zammad answers 401 Invalid token and ignores the event" if outcome == "invalid-token" else
+                  "once the integration is on and configured, Zammad answers 401 Invalid token and ignores the event")
+        findings.append(Finding("wrong-token", f"The token in the URL is not the configured one: {answer}. "
+                                               "Copy the URL from Zammad's CTI page."))
     if outcome == "malformed-body" or params is None:
         findings.append(Finding("malformed-body", "The body could not be parsed; Zammad answers 400 and ignores the event."))
         return findings

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..db import Database
 from ..zammad.calls import call_id_of, rails_time
-from .findings import request_findings
+from .findings import LOGGED_NEW_CALL, request_findings
 
 DEFAULT_JOURNAL_LIMIT = 100_000
 MASK = "***"
@@ -132,7 +132,7 @@ class Journal:
                     new_call_params=self._new_call_params(reader, call_id, entry, new_calls),
                 )
                 entry["findings"] = [f.to_json() for f in findings]
-                if entry["event"] == "newCall" and call_id is not None:
+                if entry["event"] == "newCall" and call_id is not None and entry["outcome"] in LOGGED_NEW_CALL:
                     new_calls.setdefault(call_id, entry["params"])
                 prepared.append((entry, call_id, findings, json.dumps(entry, default=str, separators=(",", ":"))))
         with self._db.transaction() as conn:
@@ -163,7 +163,7 @@ class Journal:
             return in_batch[call_id]
         for (text,) in conn.execute("SELECT entry FROM requests WHERE call_id = ? ORDER BY id LIMIT 20", (call_id,)):
             earlier = json.loads(text)
-            if earlier.get("event") == "newCall":
+            if earlier.get("event") == "newCall" and earlier.get("outcome") in LOGGED_NEW_CALL:
                 return earlier["params"]
         return None
 

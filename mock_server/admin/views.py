@@ -83,7 +83,8 @@ def list_findings():
     stale_after = float(current_app.config["STALE_CALL_SECONDS"])
     overdue = state.calls.unfinished(datetime.now(timezone.utc) - timedelta(seconds=stale_after))
     findings = state.journal.findings(call_id=call_id, since=since)
-    findings += [f for f in unfinished_call_findings(overdue, stale_after) if call_id in (None, f["call_id"])]
+    findings += [f for f in unfinished_call_findings(overdue, stale_after)
+                 if call_id in (None, f["call_id"]) and (since is None or f["time"] >= since)]
     return jsonify({"findings": findings, "summary": summarize(findings)})
 
 
