@@ -9,6 +9,8 @@ variables, then the ``test_config`` dict. Keys:
 - ``JOURNAL``: the SQLite file for caller log, journal and findings
   (default ``":memory:"``: a temporary file, gone when the mock stops)
 - ``FAULTS``: faults active from the start (see ``admin/faults.py``)
+- ``BOOT_ID``: shared by the workers of one ``serve``: the first applies
+  CTI_CONFIG and FAULTS, later ones keep what ``/__admin`` changed since
 - ``STALE_CALL_SECONDS``: a call with no hangup after this long is a finding
 - ``MAX_CALLS``: caller-log entries kept (oldest dropped first)
 - ``JOURNAL_LIMIT``: journal entries kept
@@ -50,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "TOKEN": None,
     "JOURNAL": ":memory:",
     "FAULTS": (),
+    "BOOT_ID": None,
     "STALE_CALL_SECONDS": 600,
     "MAX_CALLS": DEFAULT_MAX_ENTRIES,
     "JOURNAL_LIMIT": DEFAULT_JOURNAL_LIMIT,
@@ -84,6 +87,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     config = resolve_config(app.config["CTI_CONFIG"], app.config["TOKEN"])
     db = Database(app.config["JOURNAL"])
     state = MockState(
+        boot_id=app.config["BOOT_ID"],
         faults=app.config["FAULTS"],
         config=config,
         db=db,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import uuid
 
 import click
 
@@ -62,7 +63,7 @@ def serve(host: str, port: int, config_path: str | None, token: str | None, jour
         click.echo("Stop with Ctrl-C.")
         sys.stdout.flush()
 
-    app_config = {"CTI_CONFIG": config, "JOURNAL": journal, "FAULTS": fault_list}
+    app_config = {"CTI_CONFIG": config, "JOURNAL": journal, "FAULTS": fault_list, "BOOT_ID": uuid.uuid4().hex}
     run_gunicorn(app_config, host, port, workers=workers, threads=threads, on_ready=announce)
 
 

@@ -220,6 +220,20 @@ class SharedSettings:
         )
         return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
+    def start(self, boot_id: str, **values: Any) -> bool:
+        """Set ``values`` once per start of the mock: the first worker of a boot writes, later ones adopt.
+
+        A worker that gunicorn starts later (or restarts) must not reset what
+        ``/__admin`` changed since; a new ``serve`` (a new boot id) must.
+        """
+        generation = None
+        with self._db.transaction() as conn:
+            if self._read(conn, ("boot",)).get("boot") != boot_id:
+                generation = self._write(conn, {**values, "boot": boot_id})
+        if generation is not None:
+            self._touch_marker(generation)
+        return generation is not None
+
     def update(self, key: str, change: Callable[[Any], Any]) -> Any:
         """Read-modify-write ``key`` atomically across processes; returns ``change``'s result."""
         generation = None

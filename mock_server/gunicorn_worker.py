@@ -3,7 +3,9 @@
 Gunicorn answers requests it cannot parse (garbage request lines, broken
 headers) itself, with an HTML page, before the app sees them. A Zammad stand-in
 answers JSON, so the worker swaps that writer for a JSON one; and since such
-a request line may hold the token, gunicorn's log lines are masked.
+a request line may hold the token anywhere, gunicorn's answers and log lines
+are masked: the token itself wherever it stands, and whatever stands where a
+token would.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ import re
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
-_TOKEN_IN_PATH = re.compile(r"(/api/v1/cti/)(?!log\b)[^\s/?#'\"]+")
+_TOKEN_PLACES = re.compile(r"(/cti/|[?&;]token=)(?!log\b)[^\s/?&#'\"\\]+", re.IGNORECASE)
+_known_token: str | None = None  # this worker process's token, once its app is loaded
+
+
+def mask(text: str) -> str:
+    if _known_token:
+        text = re.sub(re.escape(_known_token), "***", text, flags=re.IGNORECASE)
+    return _TOKEN_PLACES.sub(r"\1***", text)
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
-    body = json.dumps({"error": f"{reason}: {mesg}"})
-    body = _TOKEN_IN_PATH.sub(r"\1***", body)
+    body = mask(json.dumps({"error": f"{reason}: {mesg}"}))
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
         f"Content-Type: application/json; charset=utf-8\r\nContent-Length: {len(body.encode())}\r\n\r\n"
@@ -30,7 +38,7 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
 
 class _MaskTokens(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = _TOKEN_IN_PATH.sub(r"\1***", record.getMessage())
+        record.msg = mask(record.getMessage())
         record.args = ()
         return True
 
@@ -41,3 +49,10 @@ class JsonErrorWorker(ThreadWorker):
         for name in ("gunicorn.error", "gunicorn.access"):
             logging.getLogger(name).addFilter(_MaskTokens())
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        global _known_token
+        super().load_wsgi()
+        from .state import mock_state
+
+        _known_token = mock_state(self.wsgi).config.token

@@ -9,6 +9,7 @@ Configuration and faults live in the database's shared settings, so that
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,7 +27,7 @@ EXTENSION_KEY = "zammad_cti"
 
 class MockState:
     def __init__(self, config: MockConfig, db: Database, calls: CallLog, journal: Journal,
-                 faults: Iterable[dict[str, Any]] = ()) -> None:
+                 faults: Iterable[dict[str, Any]] = (), boot_id: str | None = None) -> None:
         self.db = db
         self.calls = calls
         self.journal = journal
@@ -36,8 +37,10 @@ class MockState:
         self._config = config
         self._directory = Directory(config.contacts)
         self._faults: list[dict[str, Any]] = list(faults)
-        # The process that starts wins: a restart applies its own configuration and faults.
-        self._settings.write(config=config.to_shared(), faults=self._faults)
+        # A new start applies its configuration and faults; another worker of the same start adopts
+        # what is there, which /__admin may have changed since.
+        self._settings.start(boot_id or uuid.uuid4().hex, config=config.to_shared(), faults=self._faults)
+        self.refresh()
 
     def refresh(self) -> None:
         """Pick up configuration and faults another worker changed (one read when nothing did)."""

@@ -61,6 +61,7 @@ ALREADY_EXISTS = {"error": "Object already exists!"}
 FEATURE_DISABLED = {"error": "Feature is disable, please contact your admin to enable it!"}
 NOT_CONFIGURED = {"error": "Feature not configured, please contact your admin!"}
 BAD_REQUEST = "<400 error>"  # the mock's robustness answer: 400 {"error": <the reason>}
+TOO_LARGE = {"error": "Request body too large: the mock accepts at most 1024 bytes"}
 
 ENCODINGS = ("json", "urlencoded", "multipart", "query")
 FORM_ENCODINGS = ("urlencoded", "multipart", "query")
@@ -232,6 +233,9 @@ def _cases() -> list[Case]:
                       Push(raw=b'{"event": "newCall", "user": "\xff\xfe"}'),
                       None, None, "Zammad answers 400", 400, BAD_REQUEST))
 
+    cases.append(Case("body-too-large", "body-too-large", Push(raw=b'{"event": "newCall", "user": "' + b"x" * 2048 + b'"}'),
+                      None, None, "413", 413, TOO_LARGE, app={"MAX_CONTENT_LENGTH": 1024}))
+
     off = {"token": TOKEN, "integration": False, "cti_config": {"inbound": {"block_caller_ids": []},
                                                                 "outbound": {"default_caller_id": "1"}}}
     cases.append(Case("feature-disabled-integration-false", "feature-disabled",
@@ -352,8 +356,8 @@ def test_severities_are_the_documented_ones():
         WARNING: {"unknown-field", "invalid-cause", "repeated-plain-key", "answer-after-hangup", "number-changed",
                   "user-on-outbound-answer", "call-not-ended"},
         ERROR: {"wrong-type", "missing-field", "invalid-direction", "invalid-event", "callid-too-long",
-                "invalid-value", "wrong-token", "malformed-body", "event-before-newcall", "duplicate-newcall",
-                "direction-changed"},
+                "invalid-value", "wrong-token", "malformed-body", "body-too-large", "event-before-newcall",
+                "duplicate-newcall", "direction-changed"},
         INFO: {"feature-disabled", "not-configured", "fault-injected"},
     }
 

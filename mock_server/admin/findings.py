@@ -43,6 +43,7 @@ CODES: dict[str, tuple[str, str]] = {
     "repeated-plain-key": (WARNING, "a key sent several times without []: Zammad keeps only the last value"),
     "wrong-token": (ERROR, "the token in the URL is not Zammad's; it answers 401 and drops the event"),
     "malformed-body": (ERROR, "a body Zammad cannot parse; it answers 400"),
+    "body-too-large": (ERROR, "a body over the mock's size limit; it answers 413"),
     "feature-disabled": (INFO, "the CTI integration is switched off in the mock's configuration"),
     "not-configured": (INFO, "the mock's cti_config is blank"),
     "event-before-newcall": (ERROR, "answer or hangup for a call that no newCall created; Zammad answers 500"),
@@ -230,6 +231,10 @@ def request_findings(
                   "once the integration is on and configured, Zammad answers 401 Invalid token and ignores the event")
         findings.append(Finding("wrong-token", f"The token in the URL is not the configured one: {answer}. "
                                                "Copy the URL from Zammad's CTI page."))
+    if outcome == "body-too-large":
+        findings.append(Finding("body-too-large", "The body is larger than the mock accepts (413); a real Zammad's "
+                                                  "web server refuses such bodies too. A CTI event is a few hundred bytes."))
+        return findings
     if outcome == "malformed-body" or params is None:
         findings.append(Finding("malformed-body", "The body could not be parsed; Zammad answers 400 and ignores the event."))
         return findings

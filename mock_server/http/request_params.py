@@ -8,14 +8,16 @@ rules themselves live in :mod:`mock_server.zammad.params`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from flask import Request
 from werkzeug.exceptions import BadRequest
 
-from ..zammad.params import fold_pairs, merge_params
+from ..zammad.params import ParamsTooDeep, fold_pairs, merge_params
 
 
 class MalformedBody(ValueError):
@@ -43,30 +45,90 @@ def encoding_of(request: Request) -> str:
 
 
 def parse_request(request: Request) -> ParsedRequest:
-    """Parameters as Zammad sees them; raises :class:`MalformedBody` for unparseable bodies."""
+    """Parameters as Zammad sees them; raises :class:`MalformedBody` where Rails answers 400."""
     encoding = encoding_of(request)
-    if request.content_length:
-        received = len(request.get_data(cache=True))
-        if received < request.content_length:
-            raise MalformedBody(f"the body ended after {received} of the {request.content_length} bytes announced")
-    query = fold_pairs(request.args.items(multi=True))
-    repeated = list(query.repeated_keys)
-    body: dict[str, Any] = {}
-    if encoding == "json":
-        body = _json_body(request)
-    elif encoding in ("urlencoded", "multipart"):
-        try:
+    raw = _body(request)
+    try:
+        query = fold_pairs(_urlencoded_pairs(request.environ.get("QUERY_STRING", "").encode("latin-1"), "query string"))
+        repeated = list(query.repeated_keys)
+        body: dict[str, Any] = {}
+        if encoding == "json":
+            body = _json_body(raw)
+        elif encoding == "urlencoded":
+            folded = fold_pairs(_urlencoded_pairs(raw, "urlencoded body"))
+        elif encoding == "multipart":
+            _check_multipart(request, raw)
             folded = fold_pairs(request.form.items(multi=True))
-        except BadRequest as exc:
-            raise MalformedBody(f"the {encoding} body cannot be parsed: {exc.description}") from exc
-        body = folded.values
-        repeated += [k for k in folded.repeated_keys if k not in repeated]
+        if encoding in ("urlencoded", "multipart"):
+            body = folded.values
+            repeated += [k for k in folded.repeated_keys if k not in repeated]
+    except ParamsTooDeep as exc:
+        raise MalformedBody(str(exc)) from exc
     # Any other content type: Rails leaves the body alone, only the query counts.
     return ParsedRequest(encoding, merge_params(query.values, body), repeated)
 
 
-def _json_body(request: Request) -> dict[str, Any]:
-    raw = request.get_data(cache=True)
+def _body(request: Request) -> bytes:
+    try:
+        raw = request.get_data(cache=True)
+    except BadRequest as exc:  # Werkzeug's ClientDisconnected: the client stopped sending
+        raise MalformedBody(f"the body ended before the {request.content_length} bytes announced") from exc
+    if request.content_length and len(raw) < request.content_length:
+        raise MalformedBody(f"the body ended after {len(raw)} of the {request.content_length} bytes announced")
+    return raw
+
+
+_BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def _urlencoded_pairs(raw: bytes, what: str) -> list[tuple[str, str]]:
+    """``a=1&b=2`` as Rack reads it, refusing what Rack refuses: bad %-escapes, invalid UTF-8."""
+    if not raw:
+        return []
+    if _BAD_PERCENT.search(raw):
+        raise MalformedBody(f"the {what} has an invalid %-encoding")
+    pairs = []
+    try:
+        for part in raw.split(b"&"):
+            if part:
+                key, _, value = part.partition(b"=")
+                pairs.append((_unquote(key), _unquote(value)))
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(f"the {what} is not valid UTF-8 once %-decoded") from exc
+    return pairs
+
+
+def _unquote(text: bytes) -> str:
+    return unquote_to_bytes(text.replace(b"+", b" ")).decode("utf-8")
+
+
+def _check_multipart(request: Request, raw: bytes) -> None:
+    """What Werkzeug's lenient multipart parser lets pass but Rack refuses."""
+    if not raw:
+        return  # an empty body is no params, for Rack as for Werkzeug
+    boundary = request.mimetype_params.get("boundary")
+    if not boundary:
+        raise MalformedBody("the multipart body has no boundary in its Content-Type")
+    if f"--{boundary}--".encode("latin-1", "replace") not in raw:
+        raise MalformedBody("the multipart body ends before its closing boundary")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(f"the multipart body is not valid UTF-8 (byte {exc.start})") from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _int_or_decimal(text: str) -> int | Decimal:
+    try:
+        return int(text)
+    except ValueError:  # beyond Python's 4,300-digit limit for int(); Ruby reads any length
+        return Decimal(text)
+
+
+def _json_body(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
@@ -74,10 +136,13 @@ def _json_body(request: Request) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise MalformedBody(f"the JSON body is not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})") from exc
     try:
-        # Decimal keeps 1e999 a number instead of an infinity that JSON cannot carry back out.
-        data = json.loads(text, parse_float=Decimal)
+        # Decimal keeps 1e999 a number instead of an infinity that JSON cannot carry back out;
+        # NaN and Infinity are refused, as Ruby's JSON parser refuses them.
+        data = json.loads(text, parse_float=Decimal, parse_int=_int_or_decimal, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise MalformedBody(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except ValueError as exc:
+        raise MalformedBody(f"the body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise MalformedBody("the JSON body is nested too deeply") from exc
     if isinstance(data, dict):

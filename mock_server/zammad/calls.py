@@ -51,11 +51,14 @@ def column(value: Any) -> str | None:
     return _ruby_inspect(value) if isinstance(value, (list, dict)) else str(value)
 
 
-def _ruby_inspect(value: Any) -> str:
+def _ruby_inspect(value: Any, depth: int = 0) -> str:
+    if depth > 40:  # deeper than any PBX sends; the column gets a cut-off text, never a crash
+        return "..."
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_ruby_inspect(k)}=>{_ruby_inspect(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_ruby_inspect(k, depth + 1)}=>{_ruby_inspect(v, depth + 1)}"
+                               for k, v in value.items()) + "}"
     if isinstance(value, list):
-        return "[" + ", ".join(_ruby_inspect(item) for item in value) + "]"
+        return "[" + ", ".join(_ruby_inspect(item, depth + 1) for item in value) + "]"
     if value is None:
         return "nil"
     if isinstance(value, str):

@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
+MAX_DEPTH = 32  # Rack refuses parameters nested deeper (ParamsTooDeepError, a 400)
+
+
+class ParamsTooDeep(ValueError):
+    """A key like ``a[b][c]...`` nested deeper than Rack accepts."""
 
 
 @dataclass
@@ -42,6 +47,8 @@ def fold_pairs(pairs: Iterable[tuple[str, Any]]) -> FoldedParams:
     seen_plain: set[str] = set()
     for key, value in pairs:
         path = _split_key(key)
+        if len(path) > MAX_DEPTH:
+            raise ParamsTooDeep(f"the parameter {key[:40]!r}... is nested {len(path)} levels deep; Rack accepts {MAX_DEPTH}")
         if len(path) == 1:
             if key in seen_plain and key not in folded.repeated_keys:
                 folded.repeated_keys.append(key)
@@ -67,9 +74,11 @@ def _assign(target: dict[str, Any], path: list[str], value: Any) -> None:
             if depth + 1 == len(path) - 1:
                 current.append(value)
                 return
-            # ``a[][b]`` (arrays of hashes) is beyond what a CTI push sends:
-            # keep the value under the literal key instead of guessing.
-            node[part] = value
+            # ``a[][b]=1``: an array of hashes; Rack adds to the last hash until a key repeats.
+            rest = path[depth + 2:]
+            if not current or not isinstance(current[-1], dict) or rest[0] in current[-1]:
+                current.append({})
+            _assign(current[-1], rest, value)
             return
         child = node.get(part)
         if not isinstance(child, dict):

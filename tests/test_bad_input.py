@@ -1,0 +1,399 @@
+"""Bad requests: every one gets an answer Zammad could give, as JSON, and a journal entry with a finding.
+
+A PBX in the field sends broken JSON, bodies in the wrong encoding, truncated
+uploads and worse. Whatever arrives, the mock must answer as Zammad's error
+handler would: JSON, with one of the statuses Zammad gives on this endpoint
+(200, 400, 401, 413, 422, and 500 only with Zammad's life-cycle bodies),
+never an HTML page or a stack trace. And the journal must show the vendor
+what was wrong: the request, and a finding that names the problem.
+
+The corpus runs through Flask's test client; what only a real socket can
+send (a body shorter than its Content-Length, garbage request lines, broken
+headers) goes to a :class:`MockServer` or to a ``zammad-cti serve`` process.
+A bounded Hypothesis fuzz over the HTTP layer closes the file.
+
+Where the corpus expects 400 for a form or query string Rails cannot decode
+(invalid UTF-8, invalid %-encoding, parameters nested beyond Rack's depth
+limit), that is Rails' ``ActionController::BadRequest``, which the README
+sums up as "broken JSON, bad UTF-8, truncated bodies get 400".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_serve_process import ZAMMAD_CTI, Served, clean_env, free_port, stop
+
+from mock_server import MockServer
+
+ERROR_ID = re.compile(r"^Error ID [A-Za-z0-9_-]{8}: Please contact your administrator\.$")
+ALREADY_EXISTS = "Object already exists!"
+ZAMMAD_STATUSES = {200, 400, 401, 413, 422}
+"""What Zammad answers on the push endpoint, besides its life-cycle 500s."""
+
+VALID = {"event": "newCall", "from": "493023125741", "to": "492214710334", "direction": "in"}
+
+
+# --------------------------------------------------------------------------- the rule every answer follows
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259): a browser's JSON.parse refuses it")
+
+
+def strict_json(raw: bytes) -> Any:
+    """Parse as a strict JSON reader (the inspector's JSON.parse) does: no NaN or Infinity."""
+    return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+
+
+def assert_zammad_answer(status: int, content_type: str | None, raw: bytes) -> Any:
+    """JSON, a status Zammad gives, ``{"error": ...}`` for errors, 500 only with Zammad's bodies."""
+    text = raw.decode("utf-8", "replace")
+    assert "Traceback" not in text and "<html" not in text.lower(), f"{status}: not Zammad's JSON: {text[:300]!r}"
+    assert (content_type or "").startswith("application/json"), f"{status} answered as {content_type!r}: {text[:300]!r}"
+    body = strict_json(raw)
+    if status != 200:
+        assert isinstance(body, dict) and set(body) == {"error"} and isinstance(body["error"], str), (
+            f"{status}: an error answer is {{\"error\": \"...\"}}, got {text[:300]!r}")
+    if status == 500:
+        assert body["error"] == ALREADY_EXISTS or ERROR_ID.match(body["error"]), (
+            f"500 with a body Zammad never gives: {body!r}")
+    else:
+        assert status in ZAMMAD_STATUSES, f"status {status} is none Zammad gives here: {text[:300]!r}"
+    return body
+
+
+# --------------------------------------------------------------------------- the corpus
+
+
+@dataclass(frozen=True)
+class Bad:
+    """One bad request: how to send it, the statuses it may get, the findings that name it (empty: any)."""
+
+    id: str
+    request: Callable[[], dict[str, Any]]  # keyword arguments of FlaskClient.post (built lazily: some are large)
+    statuses: frozenset[int]
+    findings: frozenset[str]
+
+
+def bad(id: str, request: Callable[[], dict[str, Any]], statuses: set[int], findings: set[str]) -> Any:
+    return pytest.param(Bad(id, request, frozenset(statuses), frozenset(findings)), id=id)
+
+
+def raw_json(body: bytes) -> Callable[[], dict[str, Any]]:
+    return lambda: {"data": body, "content_type": "application/json"}
+
+
+def as_json(params: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    return lambda: {"data": json.dumps(params).encode(), "content_type": "application/json"}
+
+
+def urlencoded(body: bytes) -> Callable[[], dict[str, Any]]:
+    return lambda: {"data": body, "content_type": "application/x-www-form-urlencoded"}
+
+
+def multipart(body: bytes, content_type: str = "multipart/form-data; boundary=PBX") -> Callable[[], dict[str, Any]]:
+    return lambda: {"data": body, "content_type": content_type}
+
+
+def multipart_fields(*fields: tuple[str, bytes], end: bool = True) -> bytes:
+    parts = [b"--PBX\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n" % (name.encode(), value)
+             for name, value in fields]
+    return b"".join(parts) + (b"--PBX--\r\n" if end else b"")
+
+
+VALID_FORM = b"event=newCall&from=493023125741&to=492214710334&direction=in"
+MALFORMED = {"malformed-body"}
+
+CORPUS = [
+    # Broken JSON and JSON that is not an object (Rails wraps a non-object under "_json").
+    bad("malformed-json", raw_json(b'{"event": "newCall", "direction": "in",'), {400}, MALFORMED),
+    bad("json-trailing-garbage", raw_json(b'{"event": "newCall"} and more'), {400}, MALFORMED),
+    bad("json-array", raw_json(b'["newCall", "in"]'), {422}, {"missing-field", "unknown-field"}),
+    bad("json-string", raw_json(b'"newCall"'), {422}, {"missing-field", "unknown-field"}),
+    bad("json-null", raw_json(b"null"), {422}, {"missing-field", "unknown-field"}),
+    bad("json-number", raw_json(b"42"), {422}, {"missing-field", "unknown-field"}),
+    # Objects and arrays where Zammad expects strings.
+    bad("object-as-from", as_json({**VALID, "callId": "b-1", "from": {"number": "493023125741"}}), {200}, {"wrong-type"}),
+    bad("array-as-direction", as_json({**VALID, "callId": "b-2", "direction": ["in"]}), {422},
+        {"wrong-type", "invalid-direction"}),
+    bad("object-as-callid", as_json({**VALID, "callId": {"id": "b-3"}}), {200, 422, 500}, {"wrong-type"}),
+    bad("object-as-event", as_json({**VALID, "callId": "b-4", "event": {"name": "newCall"}}), {422},
+        {"wrong-type", "invalid-event"}),
+    # Invalid UTF-8: Rails refuses it in every encoding (ActionController::BadRequest).
+    bad("invalid-utf8-json", raw_json(b'{"event": "newCall", "direction": "in", "from": "49\xff\xfe", "callId": "b-5"}'),
+        {400}, MALFORMED),
+    bad("invalid-utf8-urlencoded", urlencoded(VALID_FORM + b"&callId=b-6&user=M\xfcller"), {400}, MALFORMED),
+    bad("invalid-utf8-percent-encoded", urlencoded(VALID_FORM + b"&callId=b-7&user=M%FCller"), {400}, MALFORMED),
+    bad("invalid-utf8-multipart",
+        multipart(multipart_fields(("event", b"newCall"), ("direction", b"in"), ("callId", b"b-8"),
+                                   ("user", b"M\xfcller"))),
+        {400}, MALFORMED),
+    bad("invalid-utf8-query", lambda: {"query_string": "event=newCall&direction=in&callId=b-9&user=M%FCller"},
+        {400}, MALFORMED),
+    # Control characters and NUL bytes.
+    bad("raw-control-character-in-json-string",
+        raw_json(b'{"event": "newCall", "direction": "in", "from": "4930\x01", "callId": "b-10"}'), {400}, MALFORMED),
+    bad("nul-in-json-direction", as_json({**VALID, "callId": "b-11", "direction": "in\x00"}), {422},
+        {"invalid-direction"}),
+    bad("nul-in-form-direction", urlencoded(b"event=newCall&from=1&to=2&callId=b-12&direction=in%00"), {422},
+        {"invalid-direction"}),
+    bad("nul-in-field-name", as_json({**VALID, "callId": "b-13", "fr\x00om": "493023125741"}), {200},
+        {"unknown-field"}),
+    bad("bell-and-escape-in-event", as_json({**VALID, "callId": "b-14", "event": "newCall\x07\x1b[2J"}), {422},
+        {"invalid-event"}),
+    # Missing or wrong Content-Type: Rails leaves the body alone, the query string alone counts.
+    bad("json-as-text-plain", lambda: {"data": json.dumps({**VALID, "callId": "b-15"}), "content_type": "text/plain"},
+        {422}, {"missing-field"}),
+    bad("json-as-application-xml",
+        lambda: {"data": json.dumps({**VALID, "callId": "b-16"}), "content_type": "application/xml"},
+        {422}, {"missing-field"}),
+    bad("form-without-content-type", lambda: {"data": VALID_FORM + b"&callId=b-17"}, {422}, {"missing-field"}),
+    # Multipart that cannot be read.
+    bad("multipart-without-boundary", multipart(multipart_fields(("event", b"newCall")), "multipart/form-data"),
+        {400, 422}, {"malformed-body", "missing-field"}),
+    bad("truncated-multipart",
+        multipart(multipart_fields(("event", b"newCall"), ("direction", b"in"), end=False)
+                  + b"--PBX\r\nContent-Disposition: form-data; name=\"callId\"\r\n\r\nb-1"),
+        {400}, MALFORMED),
+    # Nesting, numbers and sizes beyond reason.
+    bad("json-nested-10000-arrays", raw_json(b"[" * 10_000 + b"]" * 10_000), {400}, MALFORMED),
+    bad("json-nested-10000-objects", raw_json(b'{"a":' * 10_000 + b"1" + b"}" * 10_000), {400}, MALFORMED),
+    bad("form-key-nested-10000-levels", urlencoded(VALID_FORM + b"&callId=b-18&user" + b"[a]" * 10_000 + b"=x"),
+        {400}, MALFORMED),
+    bad("huge-float", raw_json(b'{"event": "newCall", "direction": "in", "to": "2", "callId": "b-19", "from": 1e999999}'),
+        {200}, {"wrong-type"}),
+    bad("huge-negative-float",
+        raw_json(b'{"event": "newCall", "direction": "in", "from": "1", "callId": "b-20", "to": -1e999999}'),
+        {200}, {"wrong-type"}),
+    bad("huge-integer",
+        raw_json(b'{"event": "newCall", "direction": "in", "to": "2", "callId": "b-21", "from": ' + b"9" * 5000 + b"}"),
+        {200}, {"wrong-type"}),
+    # Ruby's JSON parser refuses NaN and Infinity (allow_nan is off), so Rails answers 400.
+    bad("json-nan-and-infinity",
+        raw_json(b'{"event": "newCall", "direction": "in", "callId": "b-22", "from": NaN, "to": Infinity}'),
+        {400}, MALFORMED),
+    bad("callid-of-100kb-json", as_json({**VALID, "callId": "c" * 100_000}), {500}, {"callid-too-long"}),
+    bad("callid-of-100kb-urlencoded", urlencoded(VALID_FORM + b"&callId=" + b"c" * 100_000), {500},
+        {"callid-too-long"}),
+    bad("5000-fields", urlencoded(VALID_FORM + b"&callId=b-23&" + b"&".join(b"x%d=1" % i for i in range(5000))),
+        {200}, {"unknown-field"}),
+    bad("body-over-max-content-length", urlencoded(VALID_FORM + b"&callId=b-24&user=" + b"u" * (1024 * 1024)),
+        {413}, set()),
+    # Repeated keys: the last one wins, as in Rails.
+    bad("repeated-plain-form-key", urlencoded(VALID_FORM + b"&callId=b-25&direction=out&direction=in"), {200},
+        {"repeated-plain-key"}),
+    bad("repeated-json-key", raw_json(b'{"event": "newCall", "from": "1", "to": "2", "callId": "b-26", '
+                                      b'"direction": "in", "direction": "sideways"}'),
+        {422}, {"invalid-direction"}),
+    # Rails folds user[][x] into an array of hashes: not a name Zammad can show.
+    bad("user-array-of-hashes", urlencoded(VALID_FORM + b"&callId=b-27&user[][x]=Christopher+Miller"), {200},
+        {"wrong-type", "unknown-field"}),
+    # Rack refuses invalid %-encoding (ArgumentError -> ActionController::BadRequest).
+    bad("invalid-percent-encoding-form", urlencoded(VALID_FORM + b"&callId=b-28&user=100%zz"), {400}, MALFORMED),
+    bad("invalid-percent-encoding-query",
+        lambda: {"query_string": "event=newCall&direction=in&from=1&to=2&callId=b-29&user=100%"}, {400}, MALFORMED),
+]
+
+
+def post_bad(client, token: str, case: Bad):
+    return client.post(f"/api/v1/cti/{token}", **case.request())
+
+
+@pytest.mark.parametrize("case", CORPUS)
+def test_bad_request_gets_a_zammad_answer(client, token, case):
+    response = post_bad(client, token, case)
+    body = assert_zammad_answer(response.status_code, response.content_type, response.get_data())
+    assert response.status_code in case.statuses, (
+        f"{case.id}: expected status {sorted(case.statuses)}, got {response.status_code} {body!r}")
+
+
+@pytest.mark.parametrize("case", CORPUS)
+def test_bad_request_is_journaled_with_a_finding(client, token, case):
+    response = post_bad(client, token, case)
+    journal = client.get("/__admin/requests")
+    assert journal.status_code == 200
+    entries = strict_json(journal.get_data())["requests"]
+    assert len(entries) == 1, f"{case.id}: the journal holds {len(entries)} entries for one request ({response.status_code})"
+    assert entries[0]["status"] == response.status_code
+    findings = strict_json(client.get("/__admin/findings").get_data())["findings"]
+    codes = {f["code"] for f in findings if f["request_id"] == entries[0]["id"]}
+    assert codes & case.findings if case.findings else codes, (
+        f"{case.id}: expected a finding among {sorted(case.findings) or 'any code'}, got {sorted(codes)}")
+
+
+# --------------------------------------------------------------------------- raw sockets
+
+
+def exchange(port: int, raw: bytes, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """Send ``raw``, close our side, read until the server closes: the first answer's status, headers, body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(raw)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    assert sep, f"no HTTP answer: {data[:300]!r}"
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", len(rest)))
+    return int(status_line.split()[1]), headers, rest[:length]
+
+
+def test_body_shorter_than_its_content_length(token):
+    """The PBX announces 500 bytes, sends 60 and stops: 400 with the reason, and the journal says so."""
+    body = json.dumps({**VALID, "callId": "short-1"}).encode()[:60]
+    with MockServer() as mock:
+        status, headers, answer = exchange(mock.port, (
+            f"POST /api/v1/cti/{token} HTTP/1.1\r\nHost: pbx\r\nContent-Type: application/json\r\n"
+            f"Content-Length: 500\r\nConnection: close\r\n\r\n").encode() + body)
+        assert_zammad_answer(status, headers.get("content-type"), answer)
+        assert status == 400
+        entries = requests.get(f"{mock.url}/__admin/requests", timeout=5).json()["requests"]
+        findings = requests.get(f"{mock.url}/__admin/findings", timeout=5).json()["findings"]
+    assert len(entries) == 1, f"the journal holds {len(entries)} entries for the truncated request (answer: {answer!r})"
+    assert entries[0]["status"] == 400
+    assert "malformed-body" in {f["code"] for f in findings}
+
+
+def wait_until_up(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/__admin/health", timeout=2)
+            return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def gunicorn(tmp_path_factory) -> Iterator[Served]:
+    """One ``zammad-cti serve`` (gunicorn) for the raw-socket tests of this module."""
+    if not ZAMMAD_CTI.exists():
+        pytest.skip(f"console script {ZAMMAD_CTI} is not installed")
+    tmp = tmp_path_factory.mktemp("bad-input-serve")
+    port = free_port()
+    with open(tmp / "stderr.txt", "w") as stderr:
+        process = subprocess.Popen(
+            [str(ZAMMAD_CTI), "serve", "--port", str(port), "--threads", "4", "--journal", str(tmp / "journal.sqlite3")],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=clean_env(),
+        )
+    try:
+        served = Served(process, port)
+        served.endpoint_url()
+        wait_until_up(port)
+        yield served
+    finally:
+        stop(process)
+
+
+TOKEN = "documented-token-3f9c2a"
+GARBAGE = [
+    pytest.param(b"GARBAGE\r\n\r\n", id="one-word"),
+    pytest.param(b"\x00\x01\x02\xff\r\n\r\n", id="binary"),
+    pytest.param(b"POST /api/v1/cti/%s HTTP/9.9\r\nHost: pbx\r\n\r\n", id="http-9.9"),
+    pytest.param(b"POST /api/v1/cti/%s HTTP/1.1 trailing\r\nHost: pbx\r\n\r\n", id="extra-word"),
+    pytest.param(b"POST /api/v1/cti/%s\x01 HTTP/1.1\r\nHost: pbx\r\n\r\n", id="control-character-in-path"),
+    pytest.param(b"POST /api/v1/cti/%s\r\nHost: pbx\r\n\r\n", id="no-http-version"),
+    pytest.param(b"POST\t/api/v1/cti/%s HTTP/1.1\r\nHost: pbx\r\n\r\n", id="tab-separated"),
+    pytest.param(b"POST /api/v1/integration/cti/%s\x01 HTTP/1.1\r\nHost: pbx\r\n\r\n", id="old-doc-path"),
+    pytest.param(b"POST /api/v1/cti/x?token=%s\x7f HTTP/1.1\r\nHost: pbx\r\n\r\n", id="token-in-query"),
+    pytest.param(b"POST /api/v1/cti/%s HTTP/1.1\r\nHost: pbx\r\nNo colon here\r\n\r\n", id="header-without-colon"),
+    pytest.param(b"POST /api/v1/cti/%s HTTP/1.1\r\nHost: pbx\r\nX-PBX\x00: 1\r\n\r\n", id="nul-in-header-name"),
+    pytest.param(b"POST /api/v1/cti/%s HTTP/1.1\r\nHost: pbx\r\n folded: value\r\n\r\n", id="obsolete-line-folding"),
+    pytest.param(b"POST /api/v1/cti/%s HTTP/1.1\r\nHost: pbx\r\nContent-Length: ten\r\n\r\n", id="content-length-not-a-number"),
+    pytest.param(b"POST /api/v1/cti/%s HTTP/1.1\r\nHost: pbx\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nabcde",
+                 id="two-content-lengths"),
+]
+
+
+@pytest.mark.parametrize("template", GARBAGE)
+def test_gunicorn_answers_garbage_with_json_400_without_the_token(gunicorn, template):
+    raw = template.replace(b"%s", TOKEN.encode())
+    status, headers, body = exchange(gunicorn.port, raw)
+    assert_zammad_answer(status, headers.get("content-type"), body)
+    assert status == 400
+    assert TOKEN.encode() not in body, f"the token is in the answer: {body!r}"
+
+
+@pytest.mark.parametrize("raw", [
+    pytest.param(b"POST /api/v1/cti/%s HTTP/1.1\r\nHost: pbx\r\nX-Long: " + b"a" * 10_000 + b"\r\n\r\n", id="header-over-8kb"),
+    pytest.param(b"POST /api/v1/cti/%s/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: pbx\r\n\r\n", id="request-line-over-8kb"),
+])
+def test_gunicorn_answers_oversized_heads_with_json(gunicorn, raw):
+    """431 and 414 are what any front server of Zammad answers; they must still be JSON."""
+    status, headers, body = exchange(gunicorn.port, raw.replace(b"%s", TOKEN.encode()))
+    assert 400 <= status < 500
+    assert (headers.get("content-type") or "").startswith("application/json")
+    assert set(strict_json(body)) == {"error"}
+    assert TOKEN.encode() not in body
+
+
+def test_gunicorn_journals_a_body_shorter_than_its_content_length(gunicorn):
+    raw = (f"POST /api/v1/cti/{TOKEN} HTTP/1.1\r\nHost: pbx\r\nContent-Type: application/json\r\n"
+           f"Content-Length: 500\r\nConnection: close\r\n\r\n").encode() + b'{"event": "newCall", "callId": "short-g"}'
+    status, headers, body = exchange(gunicorn.port, raw)
+    assert_zammad_answer(status, headers.get("content-type"), body)
+    assert status == 400
+    findings = requests.get(f"http://127.0.0.1:{gunicorn.port}/__admin/findings", timeout=5).json()["findings"]
+    assert "malformed-body" in {f["code"] for f in findings}
+
+
+# --------------------------------------------------------------------------- fuzz
+
+
+CONTENT_TYPES = st.one_of(
+    st.sampled_from([None, "application/json", "application/json; charset=utf-8", "application/vnd.pbx+json",
+                     "application/x-www-form-urlencoded", "multipart/form-data", "multipart/form-data; boundary=PBX",
+                     "multipart/form-data; boundary=", "text/plain", "application/xml", "application/octet-stream"]),
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0xff), max_size=40),
+)
+HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xff, exclude_characters="\x7f"), max_size=40)
+QUERY = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7e, exclude_characters="#"), max_size=80)
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["event", "direction", "from", "to", "callId", "call_id", "user", "user[]", "cause", "x"]),
+        inner, max_size=6),
+    max_leaves=12,
+)
+BODIES = st.one_of(
+    st.binary(max_size=300),
+    JSONISH.map(lambda value: json.dumps(value).encode()),
+    st.lists(st.tuples(st.sampled_from(["event", "direction", "callId", "from", "user[]", "user[][x]", "a[b][c]", "%zz"]),
+                       st.sampled_from(["newCall", "answer", "hangup", "in", "out", "fz-1", "%FF", "%", "\xff"])),
+             max_size=8).map(lambda pairs: "&".join(f"{k}={v}" for k, v in pairs).encode("latin-1")),
+)
+
+
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                                  HealthCheck.too_slow])
+@given(body=BODIES, content_type=CONTENT_TYPES, query=QUERY,
+       headers=st.dictionaries(st.sampled_from(["Content-Encoding", "Transfer-Encoding", "X-Forwarded-For", "Accept",
+                                                "Accept-Charset", "User-Agent", "X-PBX"]), HEADER_TEXT, max_size=3),
+       right_token=st.booleans())
+def test_fuzzed_requests_get_zammad_answers(client, token, body, content_type, query, headers, right_token):
+    response = client.post(f"/api/v1/cti/{token if right_token else 'wrong-' + token}", data=body,
+                           content_type=content_type, query_string=query, headers=headers)
+    answer = assert_zammad_answer(response.status_code, response.content_type, response.get_data())
+    if response.status_code == 500:
+        # Zammad's 500s come from the call life cycle, which the journal records; a crash of the mock does not.
+        last = client.get("/__admin/requests", query_string={"limit": 1}).get_json()["requests"]
+        assert last and last[-1]["answer"] == answer, f"a 500 the journal does not know: {answer!r}"
