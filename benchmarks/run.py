@@ -144,7 +144,10 @@ def run_wrk(port: int, args: argparse.Namespace, seconds: float) -> Result:
     url = f"http://127.0.0.1:{port}/api/v1/cti/{TOKEN}"
     argv = ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{int(seconds)}s", "--latency",
             "--timeout", "5s", "-s", str(HERE / "cti_mix.lua"), url]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+    out = done.stdout
     result = Result(name="")
     result.requests = int(re.search(r"(\d+) requests in", out).group(1))
     result.rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))

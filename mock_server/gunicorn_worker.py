@@ -53,6 +53,7 @@ class JsonErrorWorker(ThreadWorker):
     def load_wsgi(self) -> None:
         global _known_token
         super().load_wsgi()
-        from .state import mock_state
+        from .state import EXTENSION_KEY
 
-        _known_token = mock_state(self.wsgi).config.token
+        state = getattr(self.wsgi, "extensions", {}).get(EXTENSION_KEY)  # any other app: nothing to mask
+        _known_token = state.config.token if state is not None else None
