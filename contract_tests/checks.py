@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mock_server.zammad.endpoint import new_call_action
 from mock_server.zammad.errors import (
     ALREADY_EXISTS,
     FEATURE_DISABLED,
@@ -47,12 +48,7 @@ from mock_server.zammad.errors import (
     INVALID_TOKEN,
     NOT_CONFIGURED,
 )
-from mock_server.zammad.routing import (
-    REJECT_ANSWER,
-    blocked_entry,
-    dial_answer,
-    outbound_route,
-)
+from mock_server.zammad.routing import REJECT_ANSWER, blocked_entry, dial_answer, outbound_route
 
 from .failures import ContractFailure, _show
 
@@ -160,19 +156,16 @@ def integration_refusal(integration: bool, cti_config: Mapping[str, Any] | None)
 
 
 def expected_new_call_answer(cti_config: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The rule that decides a well-formed newCall (valid direction, known callId) and Zammad's 200 body."""
-    direction = params.get("direction")
-    if direction == "in":
-        row = blocked_entry(cti_config, params.get("from"))
-        if row is not None:
-            return f"block list entry {row.get('caller_id')!r}", dict(REJECT_ANSWER)
+    """The rule that decides a well-formed newCall (valid direction, known callId) and Zammad's 200 body.
+
+    The rule itself is the mock's, :func:`mock_server.zammad.endpoint.new_call_action`: one place for it.
+    """
+    action = new_call_action(cti_config, {**params, "event": "newCall"})
+    if action is not None:
+        return action.reason, action.body
+    if params.get("direction") == "in":
         return "inbound call, caller not on the block list", {}
-    route = outbound_route(cti_config, params.get("to"))
-    if route is None:
-        return "outbound call without a matching route or default caller ID", {}
-    caller_id, row = route
-    why = f"routing table row dest {row.get('dest')!r}" if row else "default caller ID"
-    return why, dial_answer(caller_id, params.get("to"))
+    return "outbound call without a matching route or default caller ID", {}
 
 
 # --- failures ------------------------------------------------------------------------------

@@ -69,6 +69,40 @@ def check_access(config: MockConfig, token: Any) -> None:
                        code="invalid-token")
 
 
+@dataclass(frozen=True)
+class NewCallAction:
+    """What Zammad tells the PBX for a newCall: reject a blocked caller, or dial out as a caller ID."""
+
+    outcome: str  # "reject" or "dial"
+    body: dict[str, Any]
+    reason: str
+    details: dict[str, Any]
+    logged_from: Any  # the ``from`` Zammad logs the call with (the caller ID for a dial)
+
+
+def new_call_action(cti_config: Mapping[str, Any], params: Mapping[str, Any]) -> NewCallAction | None:
+    """Steps 5 and 6 of the order of checks; None when Zammad answers ``{}``.
+
+    Also what the contract tests expect of any target, so the rule lives once.
+    """
+    if params.get("event") != "newCall":
+        return None
+    direction = params.get("direction")
+    if direction == "in":
+        blocked = blocked_entry(cti_config, params.get("from"))
+        if blocked is not None:
+            return NewCallAction("reject", dict(REJECT_ANSWER), "inbound caller is on the block list",
+                                 {"block_entry": dict(blocked)}, params.get("from"))
+    elif direction == "out":
+        route = outbound_route(cti_config, params.get("to"))
+        if route is not None:
+            caller_id, row = route
+            reason = f"routing table row {row.get('dest')!r}" if row else "default caller ID"
+            return NewCallAction("dial", dial_answer(caller_id, params.get("to")), f"outbound caller ID from {reason}",
+                                 {"routing_row": dict(row) if row else None}, caller_id)
+    return None
+
+
 def push(config: MockConfig, calls: CallLog, directory: Directory, token: Any, params: Mapping[str, Any]) -> Answer:
     """Handle one CTI push exactly as Zammad does; raise :class:`CtiError` for error answers."""
     check_access(config, token)
@@ -77,26 +111,13 @@ def push(config: MockConfig, calls: CallLog, directory: Directory, token: Any, p
         raise CtiError(422, INVALID_DIRECTION, f"direction is {direction!r}, expected 'in' or 'out'",
                        code="invalid-direction")
 
-    cti = config.cti_config or {}
-    event = params.get("event")
-
-    if event == "newCall" and direction == "in":
-        blocked = blocked_entry(cti, params.get("from"))
-        if blocked is not None:
-            calls.process(params, directory)
-            return Answer(200, dict(REJECT_ANSWER), "inbound caller is on the block list",
-                          {"block_entry": dict(blocked)}, outcome="reject")
-
-    if event == "newCall" and direction == "out":
-        route = outbound_route(cti, params.get("to"))
-        if route is not None:
-            caller_id, row = route
-            calls.process({**params, "from": caller_id}, directory)
-            reason = f"routing table row {row.get('dest')!r}" if row else "default caller ID"
-            return Answer(200, dial_answer(caller_id, params.get("to")), f"outbound caller ID from {reason}",
-                          {"routing_row": dict(row) if row else None}, outcome="dial")
+    action = new_call_action(config.cti_config or {}, params)
+    if action is not None:
+        # Zammad logs the call before it answers: a duplicate callId is a 500 even for a reject or dial.
+        calls.process({**params, "from": action.logged_from}, directory)
+        return Answer(200, action.body, action.reason, action.details, outcome=action.outcome)
 
     entry = calls.process(params, directory)
     if entry is None:
         return Answer(200, {}, "answer ignored: the call is already hung up", outcome="ignored")
-    return Answer(200, {}, f"{event} recorded")
+    return Answer(200, {}, f"{params.get('event')} recorded")
