@@ -26,7 +26,9 @@ from .request_params import MalformedBody, parse_request
 bp = Blueprint("cti", __name__)
 
 
-# strict_slashes=False: Rails ignores a trailing slash, so Zammad answers .../TOKEN/ as .../TOKEN.
+# In the app, PushFastPath (fast_path.py) answers these requests before Flask sees them; the
+# rule stays so that Flask answers other methods with 405 and an Allow header, and so that the
+# blueprint works on its own. strict_slashes=False: Rails ignores a trailing slash.
 @bp.post("/api/v1/cti/<token>", strict_slashes=False)
 def cti_push(token: str) -> Response:
     return answer_push(mock_state(current_app), request, token)

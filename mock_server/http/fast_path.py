@@ -47,12 +47,13 @@ class PushFastPath:
         request.max_content_length = self.max_content_length
         try:
             reply = push_reply(self.state, request, match.group(1))
-        except HTTPException as exc:  # 413 from the body limit: journaled like any push
+        except HTTPException as exc:  # 413 from the body limit, say: journaled like any push
             reply = PushReply(exc.code or 400, {"error": http_error_message(exc, self.max_content_length)})
             self.state.journal.record(push_record(
                 method="POST", path=request.path, content_type=request.content_type, encoding=None, params=None,
                 repeated_keys=[], token_valid=self.state.token_valid(match.group(1)), status=reply.status,
-                answer=reply.body, outcome="body-too-large", reason=reply.body["error"], details={},
+                answer=reply.body, outcome="body-too-large" if exc.code == 413 else "malformed-body",
+                reason=reply.body["error"], details={},
                 duration_ms=0.0, fault=None,
             ))
         except Exception:  # a bug in the mock: Zammad's generic answer, never a traceback
