@@ -128,7 +128,9 @@ def start(name: str, args: argparse.Namespace, journal_dir: Path) -> Server | No
     if name == "ceiling":
         argv = [str(BIN / "gunicorn"), "--chdir", str(HERE), "-b", f"127.0.0.1:{port}",
                 "-k", "mock_server.gunicorn_worker.JsonErrorWorker", "-w", str(args.workers),
-                "--threads", str(args.server_threads), "--log-level", "warning", "bare_app:app"]
+                "--threads", str(args.server_threads), "--log-level", "warning",
+                *(["--reuse-port"] if args.workers > 1 else []),  # as zammad-cti serve does
+                "bare_app:app"]
         return Server(name, argv, port)
     if name == "prism":
         prism = HERE / "node_modules" / ".bin" / "prism"

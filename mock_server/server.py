@@ -8,6 +8,7 @@ that stops cleanly on Ctrl-C and SIGTERM.
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -66,6 +67,13 @@ class MockServer:
         self.stop()
 
 
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
 def default_journal_path() -> Path:
     """``journal.sqlite3`` in the user's data directory (``~/.local/share/zammad-cti`` on Linux)."""
     return Path(platformdirs.user_data_dir("zammad-cti", appauthor=False)) / "journal.sqlite3"
@@ -80,6 +88,10 @@ def run_gunicorn(app_config: Mapping[str, Any], host: str, port: int, workers: i
     """
     from gunicorn.app.base import BaseApplication
 
+    # Per-worker sockets must agree on the port: choose a free one now when asked for any.
+    bound_port = port or _free_port(host)
+    port = bound_port
+
     class _Application(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
@@ -87,10 +99,14 @@ def run_gunicorn(app_config: Mapping[str, Any], host: str, port: int, workers: i
             self.cfg.set("worker_class", "mock_server.gunicorn_worker.JsonErrorWorker")
             self.cfg.set("threads", threads)
             self.cfg.set("graceful_timeout", 10)
+            # Several workers: each gets a SO_REUSEPORT socket of its own, so the kernel spreads
+            # new connections over them. On one shared socket a burst of keep-alive connections
+            # (a PBX's, or wrk's) can all land on one worker while the other idles.
+            self.cfg.set("reuse_port", workers > 1)
             self.cfg.set("accesslog", None)
             self.cfg.set("loglevel", "warning")
             if on_ready is not None:
-                self.cfg.set("when_ready", lambda arbiter: on_ready(arbiter.LISTENERS[0].sock.getsockname()[1]))
+                self.cfg.set("when_ready", lambda arbiter: on_ready(bound_port))
 
         def load(self) -> Flask:
             return create_app(app_config)
