@@ -6,8 +6,9 @@ variables, then the ``test_config`` dict. Keys:
 - ``CTI_CONFIG``: a path to a JSON/YAML configuration, a parsed mapping, or a
   :class:`MockConfig` (default: ``fixtures/documented-config.json``)
 - ``TOKEN``: overrides the configuration's token
-- ``JOURNAL``: the SQLite file for caller log, journal and findings
-  (default ``":memory:"``: a temporary file, gone when the mock stops)
+- ``JOURNAL``: the SQLite file for the caller log and settings; the journal and
+  findings go beside it (``x.sqlite3`` -> ``x.requests.sqlite3``). Default
+  ``":memory:"``: temporary files, gone when the mock stops
 - ``FAULTS``: faults active from the start (see ``admin/faults.py``)
 - ``BOOT_ID``: shared by the workers of one ``serve``: the first applies
   CTI_CONFIG and FAULTS, later ones keep what ``/__admin`` changed since
@@ -32,7 +33,7 @@ from werkzeug.exceptions import HTTPException
 from .admin.inspector import bp as inspector_bp
 from .admin.journal import DEFAULT_JOURNAL_LIMIT, Journal
 from .admin.views import bp as admin_bp
-from .db import Database
+from .db import JOURNAL_SCHEMA, Database, journal_file
 from .http.cti import bp as cti_bp
 from .http.cti import http_error_message
 from .http.fast_path import PushFastPath
@@ -86,13 +87,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     config = resolve_config(app.config["CTI_CONFIG"], app.config["TOKEN"])
     db = Database(app.config["JOURNAL"])
+    journal_db = Database(journal_file(app.config["JOURNAL"]), JOURNAL_SCHEMA)
     state = MockState(
         boot_id=app.config["BOOT_ID"],
         faults=app.config["FAULTS"],
         config=config,
         db=db,
         calls=CallLog(db, max_entries=int(app.config["MAX_CALLS"])),
-        journal=Journal(db, limit=int(app.config["JOURNAL_LIMIT"])),
+        journal=Journal(journal_db, limit=int(app.config["JOURNAL_LIMIT"])),
     )
     app.extensions[EXTENSION_KEY] = state
     # Flush the journal and drop a temporary database when the app goes away

@@ -25,12 +25,22 @@ from typing import Any
 
 WRITE_WAIT_SECONDS = 30
 
-SCHEMA = """
+# The state every worker shares: the caller log and the settings. Small, hot writes.
+STATE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     call_id TEXT NOT NULL UNIQUE,
     entry   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+# The journal and its findings, in a file of their own: SQLite locks a whole
+# file per write, and the journal's batches must not hold up a ringing call.
+JOURNAL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     time    TEXT NOT NULL,
@@ -48,11 +58,15 @@ CREATE TABLE IF NOT EXISTS findings (
     entry      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS findings_call_id ON findings (call_id);
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
 """
+
+
+def journal_file(path: str | os.PathLike[str]) -> str:
+    """Where the journal lives beside the state file: ``journal.sqlite3`` -> ``journal.requests.sqlite3``."""
+    if str(path) == ":memory:":
+        return ":memory:"
+    path = Path(path).expanduser()
+    return str(path.with_name(f"{path.stem}.requests{path.suffix or '.sqlite3'}"))
 
 
 class Database:
@@ -62,7 +76,7 @@ class Database:
     server starts a thread per request, and a connection is worth reusing.
     """
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:") -> None:
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", schema: str = STATE_SCHEMA) -> None:
         self.temporary = str(path) == ":memory:"
         if self.temporary:
             fd, name = tempfile.mkstemp(prefix="zammad-cti-", suffix=".sqlite3")
@@ -80,7 +94,7 @@ class Database:
         self._write_conn: sqlite3.Connection | None = None
         self._closed = False
         with self.connection() as conn:
-            conn.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+            conn.executescript(schema)  # idempotent; executescript manages its own transaction
 
     def _open(self, busy_timeout_ms: int = 30_000) -> sqlite3.Connection:
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).

@@ -190,13 +190,14 @@ class Journal:
         done.wait(timeout)
 
     def close(self) -> None:
-        """Store what is queued and stop the writer (a graceful stop loses nothing)."""
+        """Store what is queued, stop the writer (a graceful stop loses nothing), close the file."""
         if self._closed:
             return
         self._closed = True
         self._queue.put(None)
         self._hurry.set()
         self._writer.join(timeout=30)
+        self._db.close()
 
     # Reading ----------------------------------------------------------------
 

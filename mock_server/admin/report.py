@@ -33,7 +33,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ..db import Database
+from ..db import JOURNAL_SCHEMA, Database, journal_file
 from ..zammad.call_log import CallLog
 from ..zammad.calls import rails_time
 from .findings import CODES, ERROR, INFO, WARNING, summarize, unfinished_call_findings
@@ -81,9 +81,9 @@ def build_report(journal_path: str | Path, *, since: datetime | None = None,
     since_text = rails_time(since) if since is not None else None
     try:
         db = Database(path)
+        journal = Journal(Database(journal_file(path), JOURNAL_SCHEMA))  # its writer stays idle: only reads
     except sqlite3.DatabaseError as exc:
         raise ReportError(f"{path} could not be opened as a zammad-cti journal: {exc}") from None
-    journal = Journal(db)  # its writer thread stays idle: the report only reads
     try:
         entries = journal.entries(since=since_text)
         call_log = CallLog(db)
