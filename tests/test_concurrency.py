@@ -224,13 +224,5 @@ def two_workers(tmp_path, roomy_config) -> Iterator[Served]:
 
 def test_parallel_life_cycles_against_two_gunicorn_workers(two_workers):
     url = two_workers.endpoint_url()
-    base = url.split("/api/")[0]
-    deadline = time.monotonic() + 20
-    while True:  # the URL is printed when the socket is bound; wait for the workers
-        try:
-            requests.get(f"{base}/__admin/health", timeout=2)
-            break
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline, "serve did not answer within 20 s"
-            time.sleep(0.05)
+    base = two_workers.base_url_when_up()
     exercise(base, url, "gunicorn")

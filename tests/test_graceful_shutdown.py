@@ -53,15 +53,8 @@ def serve(tmp_path) -> Iterator:
         started.append(process)
         served = Served(process, port)
         url = served.endpoint_url()
-        base = url.split("/api/")[0]
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                requests.get(f"{base}/__admin/health", timeout=2)
-                return served, url
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "serve did not answer within 20 s"
-                time.sleep(0.05)
+        served.base_url_when_up()
+        return served, url
 
     try:
         yield start

@@ -55,7 +55,10 @@ class Served:
         self._lines.put(None)
 
     def endpoint_url(self) -> str:
-        """Wait for the printed CTI endpoint URL."""
+        """Wait for the printed CTI endpoint URL (once; later calls return it again)."""
+        printed = [line.split()[-1] for line in self.lines if "CTI endpoint" in line]
+        if printed:
+            return printed[0]
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             try:
@@ -68,6 +71,18 @@ class Served:
             if "CTI endpoint" in line:
                 return line.split()[-1]
         pytest.fail(f"zammad-cti serve printed no endpoint URL within {START_TIMEOUT} s: {self.lines}")
+
+    def base_url_when_up(self) -> str:
+        """The printed URL's base, once a worker answers ``/__admin/health`` (the URL comes at bind time)."""
+        base = self.endpoint_url().split("/api/")[0]
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                requests.get(f"{base}/__admin/health", timeout=2)
+                return base
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, f"serve did not answer within {START_TIMEOUT} s"
+                time.sleep(0.05)
 
     def post_when_up(self, url: str, payload: dict) -> requests.Response:
         """The URL is printed when the socket is bound; retry briefly while the worker boots."""
