@@ -79,9 +79,9 @@ class CallLog:
         key = _key(facts.call_id)
         if event == "newCall":
             return self._create(key, params, facts)
-        with self._db.transaction() as conn:
-            now = self._clock()
-            row = conn.execute("SELECT id, entry FROM calls WHERE call_id = ?", (key,)).fetchone()
+        while True:
+            with self._db.connection() as conn:
+                row = conn.execute("SELECT id, entry FROM calls WHERE call_id = ?", (key,)).fetchone()
             if row is None:
                 raise CtiError(
                     500, error_id_message(),
@@ -89,13 +89,18 @@ class CallLog:
                     code="unknown-call",
                 )
             entry = _load(*row)
+            now = self._clock()
             if event == "answer":
                 if not answer_call(entry, facts, now):
                     return None
             else:
                 hang_up_call(entry, facts, now)
-            conn.execute("UPDATE calls SET entry = ? WHERE id = ?", (_dump(entry), entry.id))
-            return entry
+            # Compare and swap: the write lock is held for this one statement only, never while
+            # Python runs; if another event of the call came first, apply this one to its result.
+            cursor = self._db.write("UPDATE calls SET entry = ? WHERE id = ? AND entry = ?",
+                                    (_dump(entry), entry.id, row[1]))
+            if cursor.rowcount:
+                return entry
 
     def _create(self, key: str, params: Mapping[str, Any], facts: CallFacts) -> CallLogEntry:
         refused = storable_call_id(facts.call_id)
