@@ -1,9 +1,10 @@
 """The caller log as a store: Zammad's ``cti_logs`` table, kept in the mock's SQLite database.
 
 The life-cycle rules themselves are the pure functions of :mod:`.calls`; this
-module loads a call, applies one of them and saves it inside one write
-transaction, so concurrent events of one call (even in different worker
-processes) never lose or mix up an update.
+module loads a call, applies one of them and saves it with a compare-and-swap
+(``UPDATE ... WHERE entry = <what was read>``), retried on a lost race, so
+concurrent events of one call (even in different worker processes) never lose
+or mix up an update, and SQLite's write lock is held for one statement only.
 """
 
 from __future__ import annotations
