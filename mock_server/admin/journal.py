@@ -28,7 +28,7 @@ MASK = "***"
 PRUNE_EVERY = 1_000  # rows between two prunes of the oldest journal entries
 _BATCH = 2048
 _GATHER_SECONDS = 0.05
-_ROWS_PER_TRANSACTION = 16
+_RECENT_NEW_CALLS = 4096  # newCall parameters kept at hand for the findings of answer and hangup
 
 
 def mask_path(path: str) -> str:
@@ -80,6 +80,7 @@ class Journal:
         self._limit = limit
         self._queue: queue.SimpleQueue[dict[str, Any] | threading.Event | None] = queue.SimpleQueue()
         self._hurry = threading.Event()
+        self._recent_new_calls: dict[str, dict[str, Any]] = {}  # insertion-ordered: the oldest goes first
         self._writer = threading.Thread(target=self._write_forever, name="zammad-cti-journal", daemon=True)
         self._writer.start()
         self._closed = False
@@ -124,12 +125,10 @@ class Journal:
                 return
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
-        # The findings first, outside the transaction: the write lock is held
-        # only for the inserts, so requests waiting to log a call barely wait.
-        new_calls: dict[str, dict[str, Any]] = {}
-        prepared = []
+        # The findings first, outside the transaction: the write lock is held only for the inserts.
+        rows, finding_rows = [], []
         with self._db.connection() as reader:
-            for entry in batch:
+            for index, entry in enumerate(batch):
                 call_id = None if entry["call_id"] is None else str(entry["call_id"])
                 findings = request_findings(
                     params=entry["params"],
@@ -138,42 +137,46 @@ class Journal:
                     outcome=entry["outcome"],
                     token_valid=entry["token_valid"],
                     fault=entry["fault"],
-                    new_call_params=self._new_call_params(reader, call_id, entry, new_calls),
+                    new_call_params=self._new_call_params(reader, call_id, entry),
                 )
                 entry["findings"] = [f.to_json() for f in findings]
                 if entry["event"] == "newCall" and call_id is not None and entry["outcome"] in LOGGED_NEW_CALL:
-                    new_calls.setdefault(call_id, entry["params"])
-                prepared.append((entry, call_id, findings, json.dumps(entry, default=str, separators=(",", ":"))))
-        # Short transactions: the write lock is shared with the requests that log calls, and
-        # none of them should wait for more than a few inserts.
-        for start in range(0, len(prepared), _ROWS_PER_TRANSACTION):
-            with self._db.transaction() as conn:
-                for entry, call_id, findings, text in prepared[start:start + _ROWS_PER_TRANSACTION]:
-                    cursor = conn.execute(
-                        "INSERT INTO requests (time, call_id, entry) VALUES (?, ?, ?)", (entry["time"], call_id, text)
-                    )
-                    entry["id"] = cursor.lastrowid
-                    if findings:
-                        conn.executemany(
-                            "INSERT INTO findings (request_id, time, call_id, code, severity, entry) "
-                            "VALUES (?, ?, ?, ?, ?, ?)",
-                            [(entry["id"], entry["time"], call_id, f.code, f.severity, json.dumps(f.to_json()))
-                             for f in findings],
-                        )
-        last = batch[-1]["id"]
-        if last // PRUNE_EVERY != (batch[0]["id"] - 1) // PRUNE_EVERY:
+                    self._recent_new_calls[call_id] = entry["params"]
+                    if len(self._recent_new_calls) > _RECENT_NEW_CALLS:
+                        del self._recent_new_calls[next(iter(self._recent_new_calls))]
+                rows.append((entry["time"], call_id, entry))
+                finding_rows += [(index, entry["time"], call_id, f.code, f.severity, f.to_json()) for f in findings]
+        # One statement per table and batch, however many rows: SQLite is entered once, so this
+        # thread hands the GIL back and forth with the request threads once, not once per row.
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO requests (time, call_id, entry) SELECT json_extract(value, '$[0]'), "
+                "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)",
+                (json.dumps(rows, default=str, separators=(",", ":")),),
+            )
+            # AUTOINCREMENT ids of one INSERT ... SELECT under the write lock are consecutive.
+            first = conn.execute("SELECT last_insert_rowid()").fetchone()[0] - len(batch) + 1
+            if finding_rows:
+                conn.execute(
+                    "INSERT INTO findings (request_id, time, call_id, code, severity, entry) "
+                    "SELECT ? + json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+                    "json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') "
+                    "FROM json_each(?)",
+                    (first, json.dumps(finding_rows, separators=(",", ":"))),
+                )
+        last = first + len(batch) - 1
+        if last // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
             with self._db.transaction() as conn:
                 conn.execute("DELETE FROM requests WHERE id <= ?", (last - self._limit,))
                 conn.execute("DELETE FROM findings WHERE request_id <= ?", (last - self._limit,))
 
-    @staticmethod
-    def _new_call_params(conn, call_id: str | None, entry: dict[str, Any],
-                         in_batch: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    def _new_call_params(self, conn, call_id: str | None, entry: dict[str, Any]) -> dict[str, Any] | None:
         """The parameters of the call's newCall, for life-cycle findings on answer and hangup."""
         if call_id is None or entry["event"] not in ("answer", "hangup"):
             return None
-        if call_id in in_batch:
-            return in_batch[call_id]
+        if call_id in self._recent_new_calls:
+            return self._recent_new_calls[call_id]
+        # A newCall from before a restart, or one another worker received.
         for (text,) in conn.execute("SELECT entry FROM requests WHERE call_id = ? ORDER BY id LIMIT 20", (call_id,)):
             earlier = json.loads(text)
             if earlier.get("event") == "newCall" and earlier.get("outcome") in LOGGED_NEW_CALL:
