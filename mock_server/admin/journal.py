@@ -25,9 +25,11 @@ from .findings import LOGGED_NEW_CALL, request_findings
 
 DEFAULT_JOURNAL_LIMIT = 100_000
 MASK = "***"
+_JSON = json.JSONEncoder(default=str, separators=(",", ":"))
 PRUNE_EVERY = 1_000  # rows between two prunes of the oldest journal entries
 _BATCH = 2048
 _GATHER_SECONDS = 0.05
+_ROWS_PER_STATEMENT = 64  # 3 or 6 parameters each: well under SQLite's 32,766
 _RECENT_NEW_CALLS = 4096  # newCall parameters kept at hand for the findings of answer and hangup
 
 
@@ -144,26 +146,25 @@ class Journal:
                     self._recent_new_calls[call_id] = entry["params"]
                     if len(self._recent_new_calls) > _RECENT_NEW_CALLS:
                         del self._recent_new_calls[next(iter(self._recent_new_calls))]
-                rows.append((entry["time"], call_id, entry))
-                finding_rows += [(index, entry["time"], call_id, f.code, f.severity, f.to_json()) for f in findings]
-        # One statement per table and batch, however many rows: SQLite is entered once, so this
-        # thread hands the GIL back and forth with the request threads once, not once per row.
+                rows.append((entry["time"], call_id, _JSON.encode(entry)))
+                finding_rows += [(index, entry["time"], call_id, f.code, f.severity, _JSON.encode(f.to_json()))
+                                 for f in findings]
+        # Many rows per statement: SQLite is entered once per chunk, so this thread hands the GIL
+        # back and forth with the request threads once per chunk, not once per row.
         with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO requests (time, call_id, entry) SELECT json_extract(value, '$[0]'), "
-                "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)",
-                (json.dumps(rows, default=str, separators=(",", ":")),),
-            )
-            # AUTOINCREMENT ids of one INSERT ... SELECT under the write lock are consecutive.
-            first = conn.execute("SELECT last_insert_rowid()").fetchone()[0] - len(batch) + 1
-            if finding_rows:
-                conn.execute(
-                    "INSERT INTO findings (request_id, time, call_id, code, severity, entry) "
-                    "SELECT ? + json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
-                    "json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') "
-                    "FROM json_each(?)",
-                    (first, json.dumps(finding_rows, separators=(",", ":"))),
-                )
+            first = None
+            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+                chunk = rows[start:start + _ROWS_PER_STATEMENT]
+                conn.execute("INSERT INTO requests (time, call_id, entry) VALUES " + ",".join(["(?,?,?)"] * len(chunk)),
+                             [value for row in chunk for value in row])
+                if first is None:
+                    # AUTOINCREMENT ids inserted under one write lock are consecutive.
+                    first = conn.execute("SELECT last_insert_rowid()").fetchone()[0] - len(chunk) + 1
+            for start in range(0, len(finding_rows), _ROWS_PER_STATEMENT):
+                chunk = finding_rows[start:start + _ROWS_PER_STATEMENT]
+                conn.execute("INSERT INTO findings (request_id, time, call_id, code, severity, entry) VALUES "
+                             + ",".join(["(?,?,?,?,?,?)"] * len(chunk)),
+                             [value for index, *rest in chunk for value in (first + index, *rest)])
         last = first + len(batch) - 1
         if last // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
             with self._db.transaction() as conn:
