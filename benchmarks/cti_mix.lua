@@ -53,7 +53,9 @@ function request()
   end
   -- answer the outbound call made LAG rounds ago; hang up the one answered LAG rounds before that
   local target = step - phase - 4 * LAG * (phase - 1)
-  if target < 0 then
+  -- wrk builds one request per thread before it connects and never sends it: on the first
+  -- thread that is step 0's newCall, so step 0 is never answered or hung up.
+  if target <= 0 then
     return new_call_json(step)
   elseif phase == 2 then
     return follow_up("answer", target, "")
