@@ -129,26 +129,29 @@ class Journal:
     def _write(self, batch: list[dict[str, Any]]) -> None:
         # The findings first, outside the transaction: the write lock is held only for the inserts.
         rows, finding_rows = [], []
-        with self._db.connection() as reader:
-            for index, entry in enumerate(batch):
-                call_id = None if entry["call_id"] is None else str(entry["call_id"])
-                findings = request_findings(
-                    params=entry["params"],
-                    encoding=entry["encoding"],
-                    repeated_keys=entry["repeated_keys"],
-                    outcome=entry["outcome"],
-                    token_valid=entry["token_valid"],
-                    fault=entry["fault"],
-                    new_call_params=self._new_call_params(reader, call_id, entry),
-                )
-                entry["findings"] = [f.to_json() for f in findings]
-                if entry["event"] == "newCall" and call_id is not None and entry["outcome"] in LOGGED_NEW_CALL:
-                    self._recent_new_calls[call_id] = entry["params"]
-                    if len(self._recent_new_calls) > _RECENT_NEW_CALLS:
-                        del self._recent_new_calls[next(iter(self._recent_new_calls))]
-                rows.append((entry["time"], call_id, _JSON.encode(entry)))
-                finding_rows += [(index, entry["time"], call_id, f.code, f.severity, _JSON.encode(f.to_json()))
-                                 for f in findings]
+        stored_new_calls = self._stored_new_calls(batch)
+        for index, entry in enumerate(batch):
+            call_id = None if entry["call_id"] is None else str(entry["call_id"])
+            new_call_params = None
+            if call_id is not None and entry["event"] in ("answer", "hangup"):
+                new_call_params = self._recent_new_calls.get(call_id) or stored_new_calls.get(call_id)
+            findings = request_findings(
+                params=entry["params"],
+                encoding=entry["encoding"],
+                repeated_keys=entry["repeated_keys"],
+                outcome=entry["outcome"],
+                token_valid=entry["token_valid"],
+                fault=entry["fault"],
+                new_call_params=new_call_params,
+            )
+            entry["findings"] = [f.to_json() for f in findings]
+            if entry["event"] == "newCall" and call_id is not None and entry["outcome"] in LOGGED_NEW_CALL:
+                self._recent_new_calls[call_id] = entry["params"]
+                if len(self._recent_new_calls) > _RECENT_NEW_CALLS:
+                    del self._recent_new_calls[next(iter(self._recent_new_calls))]
+            rows.append((entry["time"], call_id, _JSON.encode(entry)))
+            finding_rows += [(index, entry["time"], call_id, f.code, f.severity, _JSON.encode(f.to_json()))
+                             for f in findings]
         # Many rows per statement: SQLite is entered once per chunk, so this thread hands the GIL
         # back and forth with the request threads once per chunk, not once per row.
         with self._db.transaction() as conn:
@@ -171,18 +174,24 @@ class Journal:
                 conn.execute("DELETE FROM requests WHERE id <= ?", (last - self._limit,))
                 conn.execute("DELETE FROM findings WHERE request_id <= ?", (last - self._limit,))
 
-    def _new_call_params(self, conn, call_id: str | None, entry: dict[str, Any]) -> dict[str, Any] | None:
-        """The parameters of the call's newCall, for life-cycle findings on answer and hangup."""
-        if call_id is None or entry["event"] not in ("answer", "hangup"):
-            return None
-        if call_id in self._recent_new_calls:
-            return self._recent_new_calls[call_id]
-        # A newCall from before a restart, or one another worker received.
-        for (text,) in conn.execute("SELECT entry FROM requests WHERE call_id = ? ORDER BY id LIMIT 20", (call_id,)):
-            earlier = json.loads(text)
-            if earlier.get("event") == "newCall" and earlier.get("outcome") in LOGGED_NEW_CALL:
-                return earlier["params"]
-        return None
+    def _stored_new_calls(self, batch: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The stored newCall parameters of the calls this batch answers or hangs up, where not at hand:
+        newCalls from before a restart, or ones another worker received. One query per batch."""
+        wanted = {str(entry["call_id"]) for entry in batch
+                  if entry["call_id"] is not None and entry["event"] in ("answer", "hangup")}
+        wanted -= self._recent_new_calls.keys()
+        if not wanted:
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        with self._db.connection() as conn:
+            for call_id, params in conn.execute(
+                f"SELECT call_id, json_extract(entry, '$.params') FROM requests WHERE call_id IN "
+                f"({','.join('?' * len(wanted))}) AND json_extract(entry, '$.event') = 'newCall' "
+                f"AND json_extract(entry, '$.outcome') IN ({','.join('?' * len(LOGGED_NEW_CALL))}) ORDER BY id",
+                [*wanted, *LOGGED_NEW_CALL],
+            ):
+                found.setdefault(call_id, json.loads(params))
+        return found
 
     def flush(self, timeout: float = 10) -> None:
         """Wait until every request recorded so far is stored."""
