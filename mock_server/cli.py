@@ -9,6 +9,10 @@ import click
 
 from . import __version__
 
+# Two processes use both cores of a small machine; they share the caller log
+# through the journal file (benchmarks/run.py measures this setting).
+DEFAULT_WORKERS = 2
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zammad-cti")
@@ -25,14 +29,15 @@ def main() -> None:
 @click.option("--journal", default=None, metavar="PATH",
               help="SQLite file for the caller log, journal and findings; ':memory:' keeps nothing. "
                    "[default: journal.sqlite3 in the user's data directory]")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Worker processes; they share the caller log through the journal file.")
+@click.option("--workers", default=None, type=click.IntRange(1, 64),
+              help="Worker processes; they share the caller log through the journal file. "
+                   f"[default: {DEFAULT_WORKERS}; 1 with --journal :memory:]")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Threads per worker.")
 @click.option("--fault", "faults", multiple=True, metavar="SPEC",
               help="Inject a fault from the start (repeatable): latency:5000, latency:100-500,probability=0.5, "
                    "status:503,times=3, drop,event=hangup, hang:30. See /__admin/faults.")
 def serve(host: str, port: int, config_path: str | None, token: str | None, journal: str | None,
-          workers: int, threads: int, faults: tuple[str, ...]) -> None:
+          workers: int | None, threads: int, faults: tuple[str, ...]) -> None:
     """Run the mock under gunicorn and print the endpoint URL to paste into a PBX."""
     from .admin.faults import FaultError, parse_fault_option
     from .app import resolve_config
@@ -45,6 +50,8 @@ def serve(host: str, port: int, config_path: str | None, token: str | None, jour
     except (ConfigError, FaultError) as exc:
         raise click.ClickException(str(exc)) from exc
     journal = journal or str(default_journal_path())
+    if workers is None:
+        workers = 1 if journal == ":memory:" else DEFAULT_WORKERS
     if journal == ":memory:" and workers > 1:
         raise click.UsageError("--journal :memory: keeps the caller log in one process: use --workers 1 or a file")
     if host not in ("127.0.0.1", "localhost", "::1"):

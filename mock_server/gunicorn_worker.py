@@ -10,6 +10,7 @@ token would.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import re
@@ -57,3 +58,6 @@ class JsonErrorWorker(ThreadWorker):
 
         state = getattr(self.wsgi, "extensions", {}).get(EXTENSION_KEY)  # any other app: nothing to mask
         _known_token = state.config.token if state is not None else None
+        # The app, its rules and the spec live as long as the worker: keep them out of
+        # the cyclic garbage collector's scans, which otherwise revisit them again and again.
+        gc.freeze()
