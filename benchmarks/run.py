@@ -3,14 +3,16 @@
     .venv/bin/python benchmarks/run.py                  # the table (about a minute)
     .venv/bin/python benchmarks/run.py --memory         # also RSS after 10,000 and 1,000,000 requests
 
-Everything listens on 127.0.0.1. Three servers are started in turn:
+Everything listens on 127.0.0.1. Four servers are started in turn:
 
 - ``mock``: exactly as ``zammad-cti serve`` runs it (gunicorn, the project's
   worker class, a journal file in a temporary directory);
 - ``prism``: ``@stoplight/prism-cli`` 5 mocking the same ``openapi.yaml``
   (``npm ci`` in benchmarks/ first; skipped with a note when missing);
 - ``ceiling``: ``bare_app.py`` answering ``{}`` under the same gunicorn worker
-  and settings as the mock.
+  and settings as the mock;
+- ``rules``: ``rules_app.py``, the mock's own body parsing and Zammad rules
+  without caller log or journal, under the same worker: what the rest costs.
 
 Each gets the same wrk load (``cti_mix.lua``: newCalls in JSON and form
 encodings with unique call IDs, plus answer/hangup life cycles), after a
@@ -125,12 +127,12 @@ def start(name: str, args: argparse.Namespace, journal_dir: Path) -> Server | No
         argv = [str(BIN / "zammad-cti"), "serve", "--port", str(port), "--workers", str(args.workers),
                 "--threads", str(args.server_threads), "--journal", str(journal_dir / "bench.sqlite3")]
         return Server(name, argv, port)
-    if name == "ceiling":
+    if name in ("ceiling", "rules"):
         argv = [str(BIN / "gunicorn"), "--chdir", str(HERE), "-b", f"127.0.0.1:{port}",
                 "-k", "mock_server.gunicorn_worker.JsonErrorWorker", "-w", str(args.workers),
                 "--threads", str(args.server_threads), "--log-level", "warning",
                 *(["--reuse-port"] if args.workers > 1 else []),  # as zammad-cti serve does
-                "bare_app:app"]
+                "bare_app:app" if name == "ceiling" else "rules_app:app"]
         return Server(name, argv, port)
     if name == "prism":
         prism = HERE / "node_modules" / ".bin" / "prism"
@@ -205,7 +207,7 @@ def table(results: list[Result]) -> str:
                      f"{r.requests:,} | {r.non_2xx:,} | {r.note or r.socket_errors} |")
     by_name = {r.name: r for r in results}
     mock = by_name.get("mock")
-    for other in ("prism", "ceiling"):
+    for other in ("prism", "ceiling", "rules"):
         if mock and other in by_name and by_name[other].rps:
             lines.append(f"\nmock/{other}: {mock.rps / by_name[other].rps:.2f}x req/s")
     return "\n".join(lines)
@@ -213,12 +215,12 @@ def table(results: list[Result]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers", default="mock,prism,ceiling")
+    parser.add_argument("--servers", default="mock,prism,ceiling,rules")
     parser.add_argument("--duration", type=float, default=10, help="seconds of measured load per server")
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for mock and ceiling")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for mock, ceiling and rules")
     parser.add_argument("--server-threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--memory", action="store_true", help="also measure RSS growth over many requests")
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
