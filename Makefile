@@ -37,7 +37,7 @@ chromium:
 serve: $(STAMP)
 	$(BIN)/zammad-cti serve
 
-## bench: mock vs Prism vs a bare WSGI app under wrk (needs wrk and npm)
+## bench: mock vs Prism vs a bare WSGI app (and the mock's rules alone) under wrk (needs wrk and npm)
 bench: $(STAMP)
 	cd benchmarks && npm ci --no-audit --no-fund
 	$(BIN)/python benchmarks/run.py
