@@ -14,6 +14,9 @@ Everything listens on 127.0.0.1. Four servers are started in turn:
 - ``rules``: ``rules_app.py``, the mock's own body parsing and Zammad rules
   without caller log or journal, under the same worker: what the rest costs.
 
+On request (``--servers``), the mock with parts switched off (``variants.py``):
+``no-journal``, ``no-caller-log``, ``neither``.
+
 Each gets the same wrk load (``cti_mix.lua``: newCalls in JSON and form
 encodings with unique call IDs, plus answer/hangup life cycles), after a
 short warm-up. The script prints req/s, p50/p99 latency, RSS (the server's
@@ -39,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
 TOKEN = "documented-token-3f9c2a"
+# The mock with parts switched off (variants.py): where the time goes, not servers to use.
+VARIANTS = {"no-journal": "journal", "no-caller-log": "caller-log", "neither": "journal,caller-log"}
 
 
 @dataclass
@@ -100,11 +105,12 @@ def tree_rss_mb(root_pid: int) -> float:
 class Server:
     """A server process in its own session, so that stopping it stops its workers too."""
 
-    def __init__(self, name: str, argv: list[str], port: int, cwd: Path = ROOT) -> None:
+    def __init__(self, name: str, argv: list[str], port: int, cwd: Path = ROOT,
+                 env: dict[str, str] | None = None) -> None:
         self.name, self.port = name, port
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(argv, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, env=env)
         wait_for_port(port, self.process)
 
     def rss_mb(self) -> float:
@@ -127,6 +133,14 @@ def start(name: str, args: argparse.Namespace, journal_dir: Path) -> Server | No
         argv = [str(BIN / "zammad-cti"), "serve", "--port", str(port), "--workers", str(args.workers),
                 "--threads", str(args.server_threads), "--journal", str(journal_dir / "bench.sqlite3")]
         return Server(name, argv, port)
+    if name in VARIANTS:
+        env = {**os.environ, "ZCTI_BENCH_WITHOUT": VARIANTS[name], "ZCTI_BENCH_BOOT_ID": f"bench-{port}",
+               "ZCTI_BENCH_JOURNAL": str(journal_dir / f"{name}.sqlite3")}
+        argv = [str(BIN / "gunicorn"), "--chdir", str(HERE), "-b", f"127.0.0.1:{port}",
+                "-k", "mock_server.gunicorn_worker.JsonErrorWorker", "-w", str(args.workers),
+                "--threads", str(args.server_threads), "--log-level", "warning",
+                *(["--reuse-port"] if args.workers > 1 else []), "variants:app"]
+        return Server(name, argv, port, env=env)
     if name in ("ceiling", "rules"):
         argv = [str(BIN / "gunicorn"), "--chdir", str(HERE), "-b", f"127.0.0.1:{port}",
                 "-k", "mock_server.gunicorn_worker.JsonErrorWorker", "-w", str(args.workers),
