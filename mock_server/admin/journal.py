@@ -123,7 +123,8 @@ class Journal:
                     print(f"zammad-cti: journal write failed ({exc!r}); {len(batch)} entries lost", flush=True)
             for waiter in waiters:
                 waiter.set()
-            if stop:
+            if stop:  # only close() asks the writer to stop
+                self._db.close()  # idempotent: close() closes it again once it has joined
                 return
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
@@ -209,6 +210,10 @@ class Journal:
         self._closed = True
         self._queue.put(None)
         self._hurry.set()
+        if threading.current_thread() is self._writer:
+            # The app was garbage-collected on the writer thread itself: it cannot wait for
+            # itself, so it closes the file once it has stored what is queued.
+            return
         self._writer.join(timeout=30)
         self._db.close()
 
