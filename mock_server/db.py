@@ -181,7 +181,7 @@ class Database:
             self._idle.clear()
             self._write_conn = None
         if self.temporary:
-            for suffix in ("", "-wal", "-shm", ".generation"):
+            for suffix in ("", "-wal", "-shm", ".generation", ".writers"):
                 try:
                     os.remove(f"{self.path}{suffix}")
                 except FileNotFoundError:

@@ -226,3 +226,20 @@ def test_parallel_life_cycles_against_two_gunicorn_workers(two_workers):
     url = two_workers.endpoint_url()
     base = two_workers.base_url_when_up()
     exercise(base, url, "gunicorn")
+
+
+def test_every_worker_sees_what_the_other_answered(two_workers):
+    # Each journal writer gathers requests for 50 ms before it stores them; a reader that lands
+    # on the other worker must still see a push answered a moment ago (the writers' board).
+    url = two_workers.endpoint_url()
+    base = two_workers.base_url_when_up()
+    for n in range(30):
+        call_id = f"seen-{n}"
+        # A new connection each time: the kernel spreads them over the workers' sockets.
+        with requests.Session() as pbx:
+            answer = pbx.post(url, json={"event": "newCall", "from": "4930111", "to": "4930222",
+                                         "direction": "in", "callId": call_id}, timeout=5)
+        assert answer.status_code == 200
+        with requests.Session() as admin:
+            listed = admin.get(f"{base}/__admin/requests", params={"call_id": call_id}, timeout=5).json()["requests"]
+        assert [entry["call_id"] for entry in listed] == [call_id], f"push {n}: the journal missed it"

@@ -22,6 +22,7 @@ from typing import Any
 from ..db import Database
 from ..zammad.calls import call_id_of, rails_time
 from .findings import LOGGED_NEW_CALL, request_findings
+from .writer_board import WriterBoard
 
 DEFAULT_JOURNAL_LIMIT = 100_000
 MASK = "***"
@@ -83,6 +84,7 @@ class Journal:
         self._queue: queue.SimpleQueue[dict[str, Any] | threading.Event | None] = queue.SimpleQueue()
         self._hurry = threading.Event()
         self._recent_new_calls: dict[str, dict[str, Any]] = {}  # insertion-ordered: the oldest goes first
+        self._board = WriterBoard(f"{db.path}.writers")
         self._writer = threading.Thread(target=self._write_forever, name="zammad-cti-journal", daemon=True)
         self._writer.start()
         self._closed = False
@@ -91,6 +93,7 @@ class Journal:
 
     def record(self, record: dict[str, Any]) -> None:
         """Queue one :func:`push_record`; returns at once."""
+        self._board.queued()
         self._queue.put(record)
 
     def _write_forever(self) -> None:
@@ -99,7 +102,9 @@ class Journal:
             if isinstance(item, dict):
                 # Let requests gather for a moment: one wake-up and one transaction for many
                 # requests, instead of a thread switch per request that slows every answer.
-                # A reader waiting in flush() cuts the moment short.
+                # A reader waiting in flush() cuts the moment short; a reader in another worker
+                # waits for it (see writer_board.py: a writer that looked for readers every few
+                # milliseconds cost every push about 20 us).
                 self._hurry.wait(_GATHER_SECONDS)
             self._hurry.clear()
             batch, waiters, stop = [], [], False
@@ -121,9 +126,11 @@ class Journal:
                     self._write(batch)
                 except Exception as exc:  # never lose the writer thread: say so and go on
                     print(f"zammad-cti: journal write failed ({exc!r}); {len(batch)} entries lost", flush=True)
+                self._board.stored(len(batch))
             for waiter in waiters:
                 waiter.set()
             if stop:  # only close() asks the writer to stop
+                self._board.release()  # after the last write: readers elsewhere waited for it
                 self._db.close()  # idempotent: close() closes it again once it has joined
                 return
 
@@ -195,13 +202,14 @@ class Journal:
         return found
 
     def flush(self, timeout: float = 10) -> None:
-        """Wait until every request recorded so far is stored."""
+        """Wait until every request recorded so far, by this worker or another, is stored."""
         if self._closed or not self._writer.is_alive():
             return
         done = threading.Event()
         self._queue.put(done)
         self._hurry.set()
         done.wait(timeout)
+        self._board.wait_for_writers(timeout)
 
     def close(self) -> None:
         """Store what is queued, stop the writer (a graceful stop loses nothing), close the file."""
