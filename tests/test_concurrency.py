@@ -243,3 +243,34 @@ def test_every_worker_sees_what_the_other_answered(two_workers):
         with requests.Session() as admin:
             listed = admin.get(f"{base}/__admin/requests", params={"call_id": call_id}, timeout=5).json()["requests"]
         assert [entry["call_id"] for entry in listed] == [call_id], f"push {n}: the journal missed it"
+
+
+def test_findings_see_a_newcall_the_other_worker_answered_a_moment_ago(two_workers):
+    # direction-changed needs the call's newCall; when another worker answered it a few
+    # milliseconds earlier, that worker's writer may still be gathering it.
+    url = two_workers.endpoint_url()
+    base = two_workers.base_url_when_up()
+    calls = [f"changed-{n}" for n in range(12)]
+    for call_id in calls:
+        for event, direction in (("newCall", "in"), ("answer", "out")):
+            with requests.Session() as pbx:  # a new connection: either worker may take it
+                answer = pbx.post(url, json={"event": event, "from": "4930111", "to": "4930222",
+                                             "direction": direction, "callId": call_id}, timeout=5)
+            assert answer.status_code == 200
+    findings = requests.get(f"{base}/__admin/findings", timeout=10).json()["findings"]
+    flagged = {f["call_id"] for f in findings if f["code"] == "direction-changed"}
+    assert sorted(set(calls) - flagged) == []
+
+
+def test_an_answer_without_any_newcall_is_judged_promptly_with_two_workers(two_workers):
+    url = two_workers.endpoint_url()
+    base = two_workers.base_url_when_up()
+    for n in range(6):  # keeps both workers' writers busy while the lone answer is judged
+        requests.post(url, json={"event": "newCall", "from": "4930111", "to": "4930222", "direction": "in",
+                                 "callId": f"busy-{n}"}, timeout=5)
+    assert requests.post(url, json={"event": "answer", "from": "4930111", "to": "4930222", "direction": "in",
+                                    "callId": "never-created"}, timeout=5).status_code == 500
+    started = time.monotonic()
+    findings = requests.get(f"{base}/__admin/findings", params={"call_id": "never-created"}, timeout=10).json()
+    assert time.monotonic() - started < 2
+    assert [f["code"] for f in findings["findings"]] == ["event-before-newcall"]

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,6 +33,9 @@ PRUNE_EVERY = 1_000  # rows between two prunes of the oldest journal entries
 _BATCH = 2048
 _GATHER_SECONDS = 0.05
 _ROWS_PER_STATEMENT = 64  # 3 or 6 parameters each: well under SQLite's 32,766
+# An answer whose newCall another worker's writer may still be gathering is rechecked this often, this long.
+_RECHECK_SECONDS = 0.01
+_RECHECK_FOR_SECONDS = 1.0
 _RECENT_NEW_CALLS = 4096  # newCall parameters kept at hand for the findings of answer and hangup
 
 
@@ -75,6 +80,15 @@ def push_record(*, method: str, path: str, content_type: str | None, encoding: s
     }
 
 
+@dataclass
+class _Recheck:
+    request_id: int
+    call_id: str
+    entry: dict[str, Any]
+    others_pending: dict[int, tuple[int, int]]  # the other writers' board slots when the entry was judged
+    deadline: float
+
+
 class Journal:
     """The journal, kept in the mock's SQLite database: the newest ``limit`` requests survive a restart."""
 
@@ -85,6 +99,7 @@ class Journal:
         self._hurry = threading.Event()
         self._recent_new_calls: dict[str, dict[str, Any]] = {}  # insertion-ordered: the oldest goes first
         self._board = WriterBoard(f"{db.path}.writers")
+        self._rechecks: list[_Recheck] = []  # only the writer thread touches these
         self._writer = threading.Thread(target=self._write_forever, name="zammad-cti-journal", daemon=True)
         self._writer.start()
         self._closed = False
@@ -98,7 +113,11 @@ class Journal:
 
     def _write_forever(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=_RECHECK_SECONDS if self._rechecks else None)
+            except queue.Empty:
+                self._recheck_safely()
+                continue
             if isinstance(item, dict):
                 # Let requests gather for a moment: one wake-up and one transaction for many
                 # requests, instead of a thread switch per request that slows every answer.
@@ -122,11 +141,14 @@ class Journal:
                 except queue.Empty:
                     break
             if batch:
+                rechecks = len(self._rechecks)
                 try:
                     self._write(batch)
                 except Exception as exc:  # never lose the writer thread: say so and go on
                     print(f"zammad-cti: journal write failed ({exc!r}); {len(batch)} entries lost", flush=True)
-                self._board.stored(len(batch))
+                # Entries waiting for a recheck count as stored once it is done.
+                self._board.stored(len(batch) - (len(self._rechecks) - rechecks))
+            self._recheck_safely()
             for waiter in waiters:
                 waiter.set()
             if stop:  # only close() asks the writer to stop
@@ -136,7 +158,8 @@ class Journal:
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         # The findings first, outside the transaction: the write lock is held only for the inserts.
-        rows, finding_rows = [], []
+        rows, finding_rows, rechecks = [], [], []
+        others_pending = self._board.others_pending()  # before the query: what it may not see yet
         stored_new_calls = self._stored_new_calls(batch)
         for index, entry in enumerate(batch):
             call_id = None if entry["call_id"] is None else str(entry["call_id"])
@@ -153,6 +176,9 @@ class Journal:
                 new_call_params=new_call_params,
             )
             entry["findings"] = [f.to_json() for f in findings]
+            if new_call_params is None and others_pending and call_id is not None \
+                    and entry["event"] in ("answer", "hangup") and entry["params"] is not None:
+                rechecks.append((index, call_id, entry))
             if entry["event"] == "newCall" and call_id is not None and entry["outcome"] in LOGGED_NEW_CALL:
                 self._recent_new_calls[call_id] = entry["params"]
                 if len(self._recent_new_calls) > _RECENT_NEW_CALLS:
@@ -176,6 +202,9 @@ class Journal:
                 conn.execute("INSERT INTO findings (request_id, time, call_id, code, severity, entry) VALUES "
                              + ",".join(["(?,?,?,?,?,?)"] * len(chunk)),
                              [value for index, *rest in chunk for value in (first + index, *rest)])
+        deadline = time.monotonic() + _RECHECK_FOR_SECONDS
+        self._rechecks += [_Recheck(first + index, call_id, entry, others_pending, deadline)
+                           for index, call_id, entry in rechecks]
         last = first + len(batch) - 1
         if last // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
             with self._db.transaction() as conn:
@@ -190,13 +219,74 @@ class Journal:
         wanted -= self._recent_new_calls.keys()
         if not wanted:
             return {}
+        return self._query_new_calls(wanted)
+
+    def _recheck_safely(self) -> None:
+        try:
+            self._recheck()
+        except Exception as exc:  # the findings stay as they were; the writer goes on
+            print(f"zammad-cti: journal recheck failed ({exc!r}); {len(self._rechecks)} entries left as they are",
+                  flush=True)
+            self._board.stored(len(self._rechecks))
+            self._rechecks = []
+
+    def _recheck(self) -> None:
+        """Complete the findings of answers and hangups whose newCall another worker was still storing.
+
+        Their entries are stored at once, without the findings that compare them with the
+        newCall (direction-changed, number-changed); the newCall is looked for again until
+        it is found, or the other writers have stored what they held then, or a second passed.
+        Nobody waits for anybody: two writers each holding the other's newCall both go on.
+        """
+        if not self._rechecks:
+            return
+        # Whether the other writers had caught up is asked before the query, which then sees all they stored.
+        caught_up = [self._board.caught_up(recheck.others_pending) for recheck in self._rechecks]
+        found = self._query_new_calls({recheck.call_id for recheck in self._rechecks})
+        now, done, kept = time.monotonic(), [], []
+        for recheck, others_done in zip(self._rechecks, caught_up, strict=True):
+            if recheck.call_id in found:
+                done.append((recheck, found[recheck.call_id]))
+            elif others_done or now > recheck.deadline:
+                done.append((recheck, None))  # there is no such newCall, or it takes too long
+            else:
+                kept.append(recheck)
+        self._rechecks = kept
+        added = []
+        for recheck, new_call_params in done:
+            if new_call_params is None:
+                continue
+            entry = recheck.entry
+            findings = request_findings(
+                params=entry["params"], encoding=entry["encoding"], repeated_keys=entry["repeated_keys"],
+                outcome=entry["outcome"], token_valid=entry["token_valid"], fault=entry["fault"],
+                new_call_params=new_call_params,
+            )
+            known = {(f["code"], f["field"]) for f in entry["findings"]}
+            new = [f for f in findings if (f.code, f.field) not in known]
+            if new:
+                entry["findings"] += [f.to_json() for f in new]
+                added.append((recheck, new))
+        if added:
+            with self._db.transaction() as conn:
+                for recheck, new in added:
+                    conn.execute("UPDATE requests SET entry = ? WHERE id = ?",
+                                 (_JSON.encode(recheck.entry), recheck.request_id))
+                    conn.executemany(
+                        "INSERT INTO findings (request_id, time, call_id, code, severity, entry) VALUES (?,?,?,?,?,?)",
+                        [(recheck.request_id, recheck.entry["time"], recheck.call_id, f.code, f.severity,
+                          _JSON.encode(f.to_json())) for f in new])
+        if done:
+            self._board.stored(len(done))
+
+    def _query_new_calls(self, call_ids: set[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         with self._db.connection() as conn:
             for call_id, params in conn.execute(
                 f"SELECT call_id, json_extract(entry, '$.params') FROM requests WHERE call_id IN "
-                f"({','.join('?' * len(wanted))}) AND json_extract(entry, '$.event') = 'newCall' "
+                f"({','.join('?' * len(call_ids))}) AND json_extract(entry, '$.event') = 'newCall' "
                 f"AND json_extract(entry, '$.outcome') IN ({','.join('?' * len(LOGGED_NEW_CALL))}) ORDER BY id",
-                [*wanted, *LOGGED_NEW_CALL],
+                [*call_ids, *LOGGED_NEW_CALL],
             ):
                 found.setdefault(call_id, json.loads(params))
         return found

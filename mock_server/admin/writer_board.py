@@ -83,18 +83,32 @@ class WriterBoard:
 
     # Readers ------------------------------------------------------------------
 
-    def wait_for_writers(self, timeout: float = 10) -> bool:
-        """Wait until every live writer has stored what it had queued when this was called."""
+    def others_pending(self) -> dict[int, tuple[int, int]]:
+        """The other live writers that have queued more than they stored: slot -> (pid, queued)."""
+        return {slot: pending for slot, pending in self._pending().items() if slot != self._slot}
+
+    def caught_up(self, pending: dict[int, tuple[int, int]]) -> bool:
+        """Whether every writer in ``pending`` has stored what it had queued then (or is gone)."""
+        for slot, (pid, queued) in pending.items():
+            now_pid, _, stored = self._read(slot)
+            if now_pid == pid and stored < queued:
+                return False
+        return True
+
+    def _pending(self) -> dict[int, tuple[int, int]]:
         pending = {}
         for slot in range(SLOTS):
             pid, queued, stored = self._read(slot)
             if pid and stored < queued and _alive(pid):
                 pending[slot] = (pid, queued)
+        return pending
+
+    def wait_for_writers(self, timeout: float = 10) -> bool:
+        """Wait until every live writer has stored what it had queued when this was called."""
+        pending = self._pending()
         deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
+        while not self.caught_up(pending):
+            if time.monotonic() > deadline:
+                return False
             time.sleep(0.001)
-            for slot, (pid, queued) in list(pending.items()):
-                now_pid, _, stored = self._read(slot)
-                if now_pid != pid or stored >= queued:
-                    del pending[slot]
-        return not pending
+        return True
