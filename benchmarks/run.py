@@ -127,6 +127,14 @@ class Server:
         self.log.close()
 
 
+def same_server_as_mock(app: str, port: int, args: argparse.Namespace) -> list[str]:
+    """gunicorn with the worker class and settings ``zammad-cti serve`` uses, serving ``app`` from benchmarks/."""
+    return [str(BIN / "gunicorn"), "--chdir", str(HERE), "-b", f"127.0.0.1:{port}",
+            "-k", "mock_server.gunicorn_worker.JsonErrorWorker", "-w", str(args.workers),
+            "--threads", str(args.server_threads), "--log-level", "warning",
+            *(["--reuse-port"] if args.workers > 1 else []), app]
+
+
 def start(name: str, args: argparse.Namespace, journal_dir: Path) -> Server | None:
     port = free_port()
     if name == "mock":
@@ -136,18 +144,10 @@ def start(name: str, args: argparse.Namespace, journal_dir: Path) -> Server | No
     if name in VARIANTS:
         env = {**os.environ, "ZCTI_BENCH_WITHOUT": VARIANTS[name], "ZCTI_BENCH_BOOT_ID": f"bench-{port}",
                "ZCTI_BENCH_JOURNAL": str(journal_dir / f"{name}.sqlite3")}
-        argv = [str(BIN / "gunicorn"), "--chdir", str(HERE), "-b", f"127.0.0.1:{port}",
-                "-k", "mock_server.gunicorn_worker.JsonErrorWorker", "-w", str(args.workers),
-                "--threads", str(args.server_threads), "--log-level", "warning",
-                *(["--reuse-port"] if args.workers > 1 else []), "variants:app"]
-        return Server(name, argv, port, env=env)
+        return Server(name, same_server_as_mock("variants:app", port, args), port, env=env)
     if name in ("ceiling", "rules"):
-        argv = [str(BIN / "gunicorn"), "--chdir", str(HERE), "-b", f"127.0.0.1:{port}",
-                "-k", "mock_server.gunicorn_worker.JsonErrorWorker", "-w", str(args.workers),
-                "--threads", str(args.server_threads), "--log-level", "warning",
-                *(["--reuse-port"] if args.workers > 1 else []),  # as zammad-cti serve does
-                "bare_app:app" if name == "ceiling" else "rules_app:app"]
-        return Server(name, argv, port)
+        return Server(name, same_server_as_mock(f"{'bare' if name == 'ceiling' else 'rules'}_app:app", port, args),
+                      port)
     if name == "prism":
         prism = HERE / "node_modules" / ".bin" / "prism"
         if not prism.exists():
