@@ -23,7 +23,7 @@ from typing import Any
 
 from ..db import Database
 from ..zammad.calls import call_id_of, rails_time
-from .findings import LOGGED_NEW_CALL, request_findings
+from .findings import LOGGED_NEW_CALL, Finding, request_findings
 from .writer_board import WriterBoard
 
 DEFAULT_JOURNAL_LIMIT = 100_000
@@ -78,6 +78,13 @@ def push_record(*, method: str, path: str, content_type: str | None, encoding: s
         "duration_ms": round(duration_ms, 3),
         "fault": fault,
     }
+
+
+def _findings_of(entry: dict[str, Any], new_call_params: dict[str, Any] | None) -> list[Finding]:
+    """The findings of one journal entry; ``new_call_params`` are its call's newCall's, if known."""
+    return request_findings(params=entry["params"], encoding=entry["encoding"], repeated_keys=entry["repeated_keys"],
+                            outcome=entry["outcome"], token_valid=entry["token_valid"], fault=entry["fault"],
+                            new_call_params=new_call_params)
 
 
 @dataclass
@@ -166,15 +173,7 @@ class Journal:
             new_call_params = None
             if call_id is not None and entry["event"] in ("answer", "hangup"):
                 new_call_params = self._recent_new_calls.get(call_id) or stored_new_calls.get(call_id)
-            findings = request_findings(
-                params=entry["params"],
-                encoding=entry["encoding"],
-                repeated_keys=entry["repeated_keys"],
-                outcome=entry["outcome"],
-                token_valid=entry["token_valid"],
-                fault=entry["fault"],
-                new_call_params=new_call_params,
-            )
+            findings = _findings_of(entry, new_call_params)
             entry["findings"] = [f.to_json() for f in findings]
             if new_call_params is None and others_pending and call_id is not None \
                     and entry["event"] in ("answer", "hangup") and entry["params"] is not None:
@@ -257,11 +256,7 @@ class Journal:
             if new_call_params is None:
                 continue
             entry = recheck.entry
-            findings = request_findings(
-                params=entry["params"], encoding=entry["encoding"], repeated_keys=entry["repeated_keys"],
-                outcome=entry["outcome"], token_valid=entry["token_valid"], fault=entry["fault"],
-                new_call_params=new_call_params,
-            )
+            findings = _findings_of(entry, new_call_params)
             known = {(f["code"], f["field"]) for f in entry["findings"]}
             new = [f for f in findings if (f.code, f.field) not in known]
             if new:

@@ -46,6 +46,7 @@ class WriterBoard:
         finally:
             os.close(fd)  # the mapping stays valid
         self._queued = self._stored = 0
+        self._pid = os.getpid()
         self._count_lock = threading.Lock()
         self._slot = self._claim()
 
@@ -61,7 +62,7 @@ class WriterBoard:
             for slot in range(SLOTS):
                 pid = self._read(slot)[0]
                 if pid == 0 or not _alive(pid):
-                    _SLOT.pack_into(self._map, self._offset(slot), os.getpid(), 0, 0)
+                    _SLOT.pack_into(self._map, self._offset(slot), self._pid, 0, 0)
                     return slot
         raise RuntimeError(f"{self.path}: more than {SLOTS} journals use this file at once")
 
@@ -73,13 +74,13 @@ class WriterBoard:
     def queued(self) -> None:
         with self._count_lock:  # request threads queue concurrently
             self._queued += 1
-            _SLOT.pack_into(self._map, self._offset(self._slot), os.getpid(), self._queued, self._stored)
+            _SLOT.pack_into(self._map, self._offset(self._slot), self._pid, self._queued, self._stored)
 
     def stored(self, count: int) -> None:
         """``count`` more requests are stored (or given up on): readers need not wait for them."""
         with self._count_lock:
             self._stored += count
-            _SLOT.pack_into(self._map, self._offset(self._slot), os.getpid(), self._queued, self._stored)
+            _SLOT.pack_into(self._map, self._offset(self._slot), self._pid, self._queued, self._stored)
 
     # Readers ------------------------------------------------------------------
 
