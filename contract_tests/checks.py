@@ -66,6 +66,7 @@ __all__ = [
     "dial_falls_back_to_default",
     "dial_follows_routing_table",
     "errors_are_zammads",
+    "fresh_call_id_is_no_duplicate",
     "expected_new_call_answer",
     "integration_refusal",
     "invalid_direction_is_rejected",
@@ -355,7 +356,8 @@ def errors_are_zammads(cti_config: Mapping[str, Any], params: Mapping[str, Any],
     text = _error_text(body)
     if text is None:
         raise RuleViolation(
-            "errors_are_zammads", f"a {status} answer is not Zammad's error body {{\"error\": \"...\"}}",
+            "errors_are_zammads",
+    "fresh_call_id_is_no_duplicate", f"a {status} answer is not Zammad's error body {{\"error\": \"...\"}}",
             {"status": status, "body": {"error": "<text>"}}, status, body,
         )
     allowed = ZAMMAD_ERROR_TEXTS.get(status)
@@ -363,7 +365,8 @@ def errors_are_zammads(cti_config: Mapping[str, Any], params: Mapping[str, Any],
         return
     choices = [*allowed, *(["Error ID xxxxxxxx: Please contact your administrator."] if status != 401 else [])]
     raise RuleViolation(
-        "errors_are_zammads", f"{text!r} is not a text Zammad answers with {status}",
+        "errors_are_zammads",
+    "fresh_call_id_is_no_duplicate", f"{text!r} is not a text Zammad answers with {status}",
         {"status": status, "body": {"error": " | ".join(choices)}}, status, body,
     )
 
@@ -396,6 +399,23 @@ def only_lifecycle_5xx(cti_config: Mapping[str, Any], params: Mapping[str, Any],
         "only_lifecycle_5xx", f"a {status} answer to event {event!r} is a server error, not one of Zammad's life-cycle errors",
         expected, status, body,
     )
+
+
+def fresh_call_id_is_no_duplicate(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int,
+                                  body: Any) -> None:
+    """A storable newCall whose callId was never sent before is no duplicate: never ``500 Object already exists!``.
+
+    Only for requests whose callIds are fresh by construction (the schema
+    suite rewrites every one): elsewhere a repeated callId makes that 500 right.
+    """
+    direction = params.get("direction")
+    if direction not in DIRECTIONS or not _storable_new_call(cti_config, params, direction):
+        return
+    if status == 500 and _error_text(body) == ALREADY_EXISTS:
+        raise RuleViolation(
+            "fresh_call_id_is_no_duplicate", "the callId of this newCall was never sent before: Zammad logs the call "
+            "and answers by its rules", "200 with the rule's answer (dial, reject or {})", status, body,
+        )
 
 
 def answers_are_json(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any) -> None:

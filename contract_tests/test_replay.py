@@ -179,11 +179,18 @@ class CallerLogReader:
     def check(self, run: ScenarioRun, expected: Mapping[str, Any], where: str) -> None:
         __tracebackhide__ = True
         entries = self.entries(where)
-        by_call_id = {entry.get("call_id"): entry for entry in entries if isinstance(entry, dict)}
+        by_call_id: dict[Any, list[Any]] = {}
+        for entry in entries:
+            if isinstance(entry, dict):
+                by_call_id.setdefault(entry.get("call_id"), []).append(entry)
         problems: list[str] = []
         for alias, fields in expected.items():
             call = f"call {alias} ({run.call_ids[alias]})"
-            entry = by_call_id.get(run.call_ids[alias])
+            logged = by_call_id.get(run.call_ids[alias], [])
+            if len(logged) > 1:  # Zammad keeps one caller-log entry per callId
+                problems.append(f"  {call}: expected one entry, actual: {len(logged)}: {_show(logged)}")
+                continue
+            entry = logged[0] if logged else None
             if fields is None:
                 if entry is not None:
                     problems.append(f"  {call}: expected no entry (the push was refused), actual: {_show(entry)}")

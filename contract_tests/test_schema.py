@@ -24,7 +24,9 @@ callIds
     call, by ``CALL_ID_PREFIX`` + a per-run id + a counter, so examples and
     generated calls are recognisable in a staging Zammad's caller log and
     never collide with an earlier run's (a collision would only yield
-    Zammad's "Object already exists!" and test nothing).
+    Zammad's "Object already exists!" and test nothing). Hence the suite's
+    own check ``fresh_call_id_is_no_duplicate``: a target that answers a
+    storable newCall with that 500 would otherwise pass every routing rule.
 
 Checks
     schemathesis' response schema, status code and content type conformance,
@@ -243,7 +245,7 @@ def _register(rule: checks.Check) -> None:
     schemathesis.check(check)
 
 
-for _rule in checks.ALL_CHECKS:
+for _rule in (*checks.ALL_CHECKS, checks.fresh_call_id_is_no_duplicate):  # every callId here is fresh
     _register(_rule)
 
 

@@ -205,6 +205,13 @@ def _reject_with_403(push: Push, status: int, body: Any) -> tuple[int, Any] | No
     return None
 
 
+def _every_new_call_a_duplicate(push: Push, status: int, body: Any) -> tuple[int, Any] | None:
+    """Every newCall is answered ``500 Object already exists!``, as if its callId had been used before."""
+    if push.params.get("event") == "newCall" and status == 200:
+        return 500, {"error": "Object already exists!"}
+    return None
+
+
 @dataclass(frozen=True)
 class BrokenTarget:
     name: str
@@ -232,6 +239,8 @@ BROKEN: dict[str, BrokenTarget] = {
         BrokenTarget("user-array-crash", _user_array_crash.__doc__ or "", _middleware(before=_user_array_crash)),
         BrokenTarget("html-errors", _html_errors.__doc__ or "", _middleware(after=_html_errors)),
         BrokenTarget("reject-403", _reject_with_403.__doc__ or "", _middleware(after=_reject_with_403)),
+        BrokenTarget("newcall-always-duplicate", _every_new_call_a_duplicate.__doc__ or "",
+                     _middleware(after=_every_new_call_a_duplicate)),
     ]
 }
 
