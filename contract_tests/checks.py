@@ -356,8 +356,7 @@ def errors_are_zammads(cti_config: Mapping[str, Any], params: Mapping[str, Any],
     text = _error_text(body)
     if text is None:
         raise RuleViolation(
-            "errors_are_zammads",
-    "fresh_call_id_is_no_duplicate", f"a {status} answer is not Zammad's error body {{\"error\": \"...\"}}",
+            "errors_are_zammads", f"a {status} answer is not Zammad's error body {{\"error\": \"...\"}}",
             {"status": status, "body": {"error": "<text>"}}, status, body,
         )
     allowed = ZAMMAD_ERROR_TEXTS.get(status)
@@ -365,8 +364,7 @@ def errors_are_zammads(cti_config: Mapping[str, Any], params: Mapping[str, Any],
         return
     choices = [*allowed, *(["Error ID xxxxxxxx: Please contact your administrator."] if status != 401 else [])]
     raise RuleViolation(
-        "errors_are_zammads",
-    "fresh_call_id_is_no_duplicate", f"{text!r} is not a text Zammad answers with {status}",
+        "errors_are_zammads", f"{text!r} is not a text Zammad answers with {status}",
         {"status": status, "body": {"error": " | ".join(choices)}}, status, body,
     )
 
