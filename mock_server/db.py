@@ -1,9 +1,11 @@
 """One SQLite database per mock: the caller log, the journal and the findings.
 
 SQLite in WAL mode lets several gunicorn workers (processes) and their threads
-share one caller log without lost updates: every change to a call runs in a
-``BEGIN IMMEDIATE`` transaction, so a call's events are applied one at a time
-whichever worker receives them. Each thread gets its own connection.
+share one caller log without lost updates: a newCall is one ``INSERT OR
+IGNORE`` (the unique callId decides duplicates), an answer or hangup a
+compare-and-swap ``UPDATE`` (see :mod:`.zammad.call_log`), so a call's events
+are applied one at a time whichever worker receives them. Readers take pooled
+connections; writers share one connection per process under a lock.
 
 ``path=":memory:"`` means "keep nothing": a temporary database file, deleted
 when the mock closes (a plain in-memory SQLite database cannot be shared
@@ -101,6 +103,8 @@ class Database:
             conn.executescript(schema)  # idempotent; executescript manages its own transaction
 
     def _open(self, busy_timeout_ms: int = 30_000) -> sqlite3.Connection:
+        if self._closed:  # a request still in flight at shutdown: no new connection, no new temporary file
+            raise sqlite3.ProgrammingError(f"{self.path}: the database is closed")
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
         conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
                                check_same_thread=False)

@@ -82,6 +82,10 @@ def push_reply(state: MockState, request: Request, token: str) -> PushReply:
             answer = push(state.config, state.calls, state.directory, token, parsed.params)
     except MalformedBody as exc:
         answer = Answer(400, {"error": str(exc)}, str(exc), outcome="malformed-body")
+    except HTTPException as exc:  # Werkzeug's 413 for a body over the limit
+        message = http_error_message(exc, request.max_content_length)
+        answer = Answer(exc.code or 400, {"error": message}, message,
+                        outcome="body-too-large" if exc.code == 413 else "malformed-body")
     except CtiError as exc:
         answer = Answer(exc.status, exc.body, exc.detail, outcome=exc.code)
     if fault is not None and fault["kind"] == "latency":

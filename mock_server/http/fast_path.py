@@ -13,14 +13,12 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
-from ..admin.journal import push_record
 from ..state import MockState
 from ..zammad.errors import error_id_message
-from .cti import PushReply, drop_connection, http_error_message, json_bytes, push_reply
+from .cti import PushReply, drop_connection, json_bytes, push_reply
 
 _PUSH_PATH = re.compile(r"^/api/v1/cti/([^/]+)/?$")
 _STATUS_LINES = {code: f"{code} {HTTP_STATUS_CODES[code]}" for code in (200, 400, 401, 413, 422, 500)}
@@ -47,15 +45,6 @@ class PushFastPath:
         request.max_content_length = self.max_content_length
         try:
             reply = push_reply(self.state, request, match.group(1))
-        except HTTPException as exc:  # 413 from the body limit, say: journaled like any push
-            reply = PushReply(exc.code or 400, {"error": http_error_message(exc, self.max_content_length)})
-            self.state.journal.record(push_record(
-                method="POST", path=request.path, content_type=request.content_type, encoding=None, params=None,
-                repeated_keys=[], token_valid=self.state.token_valid(match.group(1)), status=reply.status,
-                answer=reply.body, outcome="body-too-large" if exc.code == 413 else "malformed-body",
-                reason=reply.body["error"], details={},
-                duration_ms=0.0, fault=None,
-            ))
         except Exception:  # a bug in the mock: Zammad's generic answer, never a traceback
             self.logger.exception("internal error on a CTI push")
             reply = PushReply(500, {"error": error_id_message()})

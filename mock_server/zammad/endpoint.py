@@ -10,14 +10,13 @@ in/out -> 422; 5. inbound newCall from a blocked number -> reject (logged);
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .call_log import CallLog
 from .caller_id import Directory
-from .config import MockConfig, token_digest
+from .config import MockConfig
 from .errors import (
     FEATURE_DISABLED,
     INVALID_DIRECTION,
@@ -48,11 +47,6 @@ def _blank(value: Any) -> bool:
     if isinstance(value, (dict, list, tuple)):
         return not value
     return False
-
-
-def token_matches(given: Any, expected: str) -> bool:
-    """Compare in constant time: the token is the endpoint's only secret."""
-    return isinstance(given, str) and hmac.compare_digest(token_digest(given), token_digest(expected))
 
 
 def check_access(config: MockConfig, token: Any) -> None:
