@@ -24,7 +24,6 @@ import json
 import re
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -271,18 +270,6 @@ def test_body_shorter_than_its_content_length(token):
     assert "malformed-body" in {f["code"] for f in findings}
 
 
-def wait_until_up(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/__admin/health", timeout=2)
-            return
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def gunicorn(tmp_path_factory) -> Iterator[Served]:
     """One ``zammad-cti serve`` (gunicorn) for the raw-socket tests of this module."""
@@ -297,8 +284,7 @@ def gunicorn(tmp_path_factory) -> Iterator[Served]:
         )
     try:
         served = Served(process, port)
-        served.endpoint_url()
-        wait_until_up(port)
+        served.base_url_when_up()
         yield served
     finally:
         stop(process)

@@ -16,7 +16,6 @@ These tests need no server. They pin four things:
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,6 +24,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
+
+from mock_server.zammad.endpoint import new_call_action
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC_PATH = ROOT / "openapi.yaml"
@@ -272,21 +273,9 @@ def test_documentation_payloads_appear_verbatim() -> None:
 
 
 def _expected_answer(event: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """Rules 5-7 of the reference, enough to cross-check the examples."""
-    cti = config["cti_config"]
-    if event["event"] != "newCall":
-        return {}
-    if event["direction"] == "in":
-        blocked = {row["caller_id"] for row in cti["inbound"]["block_caller_ids"]}
-        return DOC_REJECT if event["from"] in blocked else {}
-    if event["to"]:
-        for row in cti["outbound"]["routing_table"]:
-            pattern = "^" + ".+".join(re.escape(part) for part in row["dest"].split("*")) + "$"
-            if re.match(pattern, event["to"]):
-                return {"action": "dial", "caller_id": row["caller_id"], "number": event["to"]}
-        if cti["outbound"].get("default_caller_id"):
-            return {"action": "dial", "caller_id": cti["outbound"]["default_caller_id"], "number": event["to"]}
-    return {}
+    """What the mock's rules (steps 5-7 of the reference) answer, to cross-check the examples."""
+    action = new_call_action(config["cti_config"], event)
+    return action.body if action is not None else {}
 
 
 # Request example -> the 200 example that answers it under the documented config.

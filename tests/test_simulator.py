@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from broken_targets import BROKEN
+from broken_targets import serve as serve_broken
 from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 from werkzeug.serving import make_server
@@ -335,8 +337,7 @@ def test_an_error_inside_the_simulator_fails_the_run_instead_of_shrinking_it(sce
 ]])
 def test_a_target_that_gets_zammad_wrong_fails_the_simulation(scenario, name, wrong):
     """Targets of tests/broken_targets.py, each wrong in one way Zammad is not."""
-    broken_targets = pytest.importorskip("broken_targets")
-    with broken_targets.serve(broken_targets.BROKEN[name]) as served:
+    with serve_broken(BROKEN[name]) as served:
         report = Simulation(Target.from_url(served.endpoint_url), scenario, calls=40, concurrency=8, speed=FAST,
                             seed=covering_seed(scenario, 40)).run()
     assert not report.ok
