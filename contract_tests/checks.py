@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mock_server.zammad.calls import EVENTS, MAX_CALL_ID_LENGTH, call_id_of
 from mock_server.zammad.endpoint import new_call_action
 from mock_server.zammad.errors import (
     ALREADY_EXISTS,
@@ -79,9 +80,7 @@ __all__ = [
 
 Check = Callable[[Mapping[str, Any], Mapping[str, Any], int, Any], None]
 
-EVENTS = ("newCall", "answer", "hangup")
 DIRECTIONS = ("in", "out")
-MAX_CALL_ID_LENGTH = 250  # Zammad's cti_logs.call_id column
 MAX_NUMBER_LENGTH = 100  # Zammad's cti_logs.from and .to columns
 
 _ERROR_ID = re.compile(r"Error ID [A-Za-z0-9_-]{8}: Please contact your administrator\.")
@@ -217,14 +216,9 @@ def _body_difference(expected: dict[str, Any], body: dict[str, Any]) -> str:
 # --- applicability -------------------------------------------------------------------------
 
 
-def _call_id(params: Mapping[str, Any]) -> Any:
-    """Zammad: ``params['callId'] || params['call_id']``."""
-    return params.get("callId") or params.get("call_id")
-
-
 def _known_call_id(params: Mapping[str, Any]) -> bool:
     """A callId Zammad's caller log can hold: a non-blank string of at most 250 characters."""
-    call_id = _call_id(params)
+    call_id = call_id_of(params)
     return isinstance(call_id, str) and bool(call_id.strip()) and len(call_id) <= MAX_CALL_ID_LENGTH
 
 
@@ -311,7 +305,7 @@ def answer_and_hangup_get_empty_answer(cti_config: Mapping[str, Any], params: Ma
         return
     if lifecycle_error_fits(event, status, body):
         return
-    why = f"{event} of call {_call_id(params)!r} (500 with an Error ID only when no newCall created it)"
+    why = f"{event} of call {call_id_of(params)!r} (500 with an Error ID only when no newCall created it)"
     _require_answer("answer_and_hangup_get_empty_answer", why, {}, status, body)
 
 

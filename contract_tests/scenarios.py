@@ -27,13 +27,13 @@ from typing import Any
 import jsonschema
 
 from mock_server.resources import fixtures_dir
+from mock_server.zammad.calls import MAX_CALL_ID_LENGTH
 
 from .context import CALL_ID_PREFIX
 from .requests_builder import ENCODINGS
 
 SCHEMA_FILE = "scenario.schema.json"
 DEFAULT_CONFIG = "documented-config.json"
-MAX_CALL_ID_LENGTH = 250  # Zammad's call_id column
 PLACEHOLDER = re.compile(r"^\{call:([a-z][a-z0-9_]*)\}$")
 CALL_ID_KEYS = ("callId", "call_id")
 

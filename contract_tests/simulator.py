@@ -47,6 +47,8 @@ import jsonschema
 import requests
 
 from mock_server.resources import data_path
+from mock_server.zammad.calls import EVENTS
+from mock_server.zammad.routing import REJECT_ANSWER
 
 from .requests_builder import ENCODINGS, curl_command, request_kwargs
 from .target import Target
@@ -62,9 +64,8 @@ MAX_MISMATCHES_KEPT = 50
 INBOUND_OUTCOMES = ("answered", "missed", "busy", "forwarded", "voicemail", "blocked")
 OUTBOUND_OUTCOMES = ("outbound-answered", "outbound-unanswered")
 OUTCOMES = INBOUND_OUTCOMES + OUTBOUND_OUTCOMES
-EVENTS = ("newCall", "answer", "hangup")
 VOICEMAIL_USER = "voicemail"
-REJECT = {"action": "reject", "reason": "busy"}
+REJECT = REJECT_ANSWER  # what a blocked caller's newCall gets
 
 
 class ScenarioFileError(ValueError):
