@@ -29,13 +29,13 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-class MockServer:
-    """A mock on a free local port: ``with MockServer() as mock: requests.post(mock.endpoint_url, ...)``."""
+class BackgroundServer:
+    """Werkzeug's threaded server for any WSGI app, on a background thread, without an access log."""
 
-    def __init__(self, test_config: Mapping[str, Any] | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app: Flask = create_app(test_config)
-        self._server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
+    def __init__(self, app: Callable[..., Any], host: str = "127.0.0.1", port: int = 0, name: str = "zammad-cti-mock"):
+        self._server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
         self._thread: threading.Thread | None = None
+        self._name = name
         self.host = host
         self.port = self._server.server_port
 
@@ -43,21 +43,41 @@ class MockServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def endpoint_url(self) -> str:
-        """The full CTI endpoint URL, token included, as Zammad's admin page shows it."""
-        return f"{self.url}/api/v1/cti/{mock_state(self.app).config.token}"
-
-    def start(self) -> MockServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="zammad-cti-mock", daemon=True)
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, name=self._name, daemon=True)
         self._thread.start()
-        return self
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+class MockServer:
+    """A mock on a free local port: ``with MockServer() as mock: requests.post(mock.endpoint_url, ...)``."""
+
+    def __init__(self, test_config: Mapping[str, Any] | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app: Flask = create_app(test_config)
+        self._server = BackgroundServer(self.app, host, port)
+        self.host = host
+        self.port = self._server.port
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    @property
+    def endpoint_url(self) -> str:
+        """The full CTI endpoint URL, token included, as Zammad's admin page shows it."""
+        return f"{self.url}/api/v1/cti/{mock_state(self.app).config.token}"
+
+    def start(self) -> MockServer:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
         mock_state(self.app).close()
 
     def __enter__(self) -> MockServer:

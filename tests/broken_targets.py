@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.test import run_wsgi_app
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import get_input_stream
@@ -30,6 +28,7 @@ from werkzeug.wsgi import get_input_stream
 from mock_server import create_app
 from mock_server.http.request_params import MalformedBody, parse_request
 from mock_server.resources import documented_config_path
+from mock_server.server import BackgroundServer
 from mock_server.state import mock_state
 
 TOKEN = "teeth-secret-4d9b7e21c0a8"
@@ -248,13 +247,6 @@ BROKEN: dict[str, BrokenTarget] = {
 # --- serving ---------------------------------------------------------------------------------------
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """No access log: its lines carry the token."""
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 @dataclass
 class ServedTarget:
     name: str
@@ -272,15 +264,12 @@ class ServedTarget:
 @contextmanager
 def serve_app(app: WSGIApp, name: str) -> Iterator[ServedTarget]:
     """Serve ``app`` on 127.0.0.1 and a free port from a thread while the block runs."""
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name=f"broken-target-{name}", daemon=True)
-    thread.start()
+    server = BackgroundServer(app, name=f"broken-target-{name}")  # no access log: its lines carry the token
+    server.start()
     try:
-        yield ServedTarget(name, server.server_port)
+        yield ServedTarget(name, server.port)
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        server.stop()
         _close_mock(app)
 
 
