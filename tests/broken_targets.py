@@ -24,6 +24,7 @@ from typing import Any
 from werkzeug.test import run_wsgi_app
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import get_input_stream
+from zammad_answers import REJECT
 
 from mock_server import create_app
 from mock_server.http.request_params import MalformedBody, parse_request
@@ -33,7 +34,6 @@ from mock_server.state import mock_state
 
 TOKEN = "teeth-secret-4d9b7e21c0a8"
 PUSH_PREFIX = "/api/v1/cti/"
-REJECT = {"action": "reject", "reason": "busy"}
 
 WSGIApp = Callable[..., Any]
 

@@ -21,7 +21,6 @@ sums up as "broken JSON, bad UTF-8, truncated bodies get 400".
 from __future__ import annotations
 
 import json
-import re
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
@@ -33,11 +32,12 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_serve_process import ZAMMAD_CTI, Served, clean_env, free_port, stop
+from zammad_answers import ALREADY_EXISTS as ZAMMAD_ALREADY_EXISTS
+from zammad_answers import ERROR_ID
 
 from mock_server import MockServer
 
-ERROR_ID = re.compile(r"^Error ID [A-Za-z0-9_-]{8}: Please contact your administrator\.$")
-ALREADY_EXISTS = "Object already exists!"
+ALREADY_EXISTS = ZAMMAD_ALREADY_EXISTS["error"]
 ZAMMAD_STATUSES = {200, 400, 401, 413, 422}
 """What Zammad answers on the push endpoint, besides its life-cycle 500s."""
 

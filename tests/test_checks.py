@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from zammad_answers import REJECT
 
 from contract_tests import checks
 from contract_tests.checks import ALL_CHECKS, NotJson, RuleViolation, decode_answer
@@ -21,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CTI = json.loads((ROOT / "fixtures" / "documented-config.json").read_text(encoding="utf-8"))["cti_config"]
 
 ERROR_ID = "Error ID aB3_x-9Q: Please contact your administrator."
-REJECT = {"action": "reject", "reason": "busy"}
 
 
 def new_call(direction: str, **params: Any) -> dict[str, Any]:

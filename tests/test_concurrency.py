@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import requests
 from test_serve_process import ZAMMAD_CTI, Served, clean_env, free_port, stop
+from zammad_answers import ALREADY_EXISTS
 
 from mock_server import MockServer
 
@@ -36,7 +37,6 @@ RACERS = 12
 TIME_BUDGET = 30  # seconds for one target: life cycles, races and checks
 ENCODINGS = ("json", "urlencoded", "multipart", "query")
 MUNICH_CALLER_ID = "498999998145"  # the documented routing table's row for 4989*
-ALREADY_EXISTS = {"error": "Object already exists!"}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import http.client
 import json
 import os
 import queue
-import re
 import signal
 import subprocess
 import time
@@ -27,12 +26,12 @@ import pytest
 import requests
 from click.testing import CliRunner
 from test_serve_process import ZAMMAD_CTI, Served, children, clean_env, free_port, stop
+from zammad_answers import ERROR_ID
 
 import mock_server.server
 from mock_server import MockServer
 from mock_server.cli import main
 
-ERROR_ID = re.compile(r"^Error ID [A-Za-z0-9_-]{8}: Please contact your administrator\.$")
 NEW_CALL = {"event": "newCall", "from": "494012345678", "to": "493012340000", "direction": "in"}
 
 

@@ -20,7 +20,6 @@ the spec, the findings change with it.
 from __future__ import annotations
 
 import copy
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -29,6 +28,8 @@ from typing import Any
 
 import pytest
 import yaml
+from zammad_answers import ALREADY_EXISTS, FEATURE_DISABLED, INVALID_DIRECTION, INVALID_TOKEN, NOT_CONFIGURED, REJECT
+from zammad_answers import ERROR_ID as ERROR_ID_TEXT
 
 from mock_server.admin import findings as findings_module
 from mock_server.admin import journal as journal_module
@@ -52,14 +53,7 @@ DOC_FORM_INBOUND = {"event": "newCall", "from": "493023125741", "to": "492214710
 # Answers, as the reference gives them.
 EMPTY: dict[str, Any] = {}
 DIAL_DEFAULT = {"action": "dial", "caller_id": "496990009111", "number": "492214710334"}
-REJECT = {"action": "reject", "reason": "busy"}
 ERROR_ID = "<Error ID>"  # {"error": "Error ID xxxxxxxx: Please contact your administrator."}
-ERROR_ID_TEXT = re.compile(r"^Error ID [A-Za-z0-9_-]{8}: Please contact your administrator\.$")
-INVALID_DIRECTION = {"error": "Invalid direction!"}
-INVALID_TOKEN = {"error": "Invalid token, please contact your admin!"}
-ALREADY_EXISTS = {"error": "Object already exists!"}
-FEATURE_DISABLED = {"error": "Feature is disable, please contact your admin to enable it!"}
-NOT_CONFIGURED = {"error": "Feature not configured, please contact your admin!"}
 BAD_REQUEST = "<400 error>"  # the mock's robustness answer: 400 {"error": <the reason>}
 TOO_LARGE = {"error": "Request body too large: the mock accepts at most 1024 bytes"}
 

@@ -7,23 +7,25 @@ Zammad accepts: JSON, urlencoded, multipart and query string.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
+from zammad_answers import (
+    ALREADY_EXISTS,
+    ERROR_ID,
+    FEATURE_DISABLED,
+    INVALID_DIRECTION,
+    INVALID_TOKEN,
+    NOT_CONFIGURED,
+    REJECT,
+)
 
 from mock_server import MockServer
 
-ERROR_ID = re.compile(r"^Error ID [A-Za-z0-9_-]{8}: Please contact your administrator\.$")
-DISABLED = {"error": "Feature is disable, please contact your admin to enable it!"}
-NOT_CONFIGURED = {"error": "Feature not configured, please contact your admin!"}
-INVALID_TOKEN = {"error": "Invalid token, please contact your admin!"}
-INVALID_DIRECTION = {"error": "Invalid direction!"}
-ALREADY_EXISTS = {"error": "Object already exists!"}
-REJECT = {"action": "reject", "reason": "busy"}
+DISABLED = FEATURE_DISABLED
 
 LOG_FIELDS = {
     "id", "call_id", "direction", "state", "from", "from_comment", "to", "to_comment", "queue", "comment",
@@ -38,6 +40,15 @@ encodings = pytest.mark.parametrize("encoding", ENCODINGS)
 def call(event: str, call_id: str = "c1", direction: str = "in", **extra: Any) -> dict[str, Any]:
     params = {"event": event, "from": "493023125741", "to": "492214710334", "direction": direction, "callId": call_id}
     params.update(extra)
+    return params
+
+
+def with_value(params: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """``params`` with ``key`` set to ``value``, or left out when ``value`` is None."""
+    if value is None:
+        params.pop(key, None)
+    else:
+        params[key] = value
     return params
 
 
@@ -124,10 +135,7 @@ def test_token_override_from_test_config(make_app, push, token):
 @pytest.mark.parametrize("direction", ["sideways", "", "IN", None], ids=["other", "empty", "upper-case", "missing"])
 def test_invalid_direction(client, push, encoding, direction):
     params = call("newCall")
-    if direction is None:
-        del params["direction"]
-    else:
-        params["direction"] = direction
+    with_value(params, "direction", direction)
     response = push(client, params, encoding)
     assert (response.status_code, response.get_json()) == (422, INVALID_DIRECTION)
     assert caller_log(client) == []
@@ -200,10 +208,7 @@ def test_no_dial_without_match_and_default(make_app, documented, push):
 @pytest.mark.parametrize("to", ["", None], ids=["empty", "missing"])
 def test_no_dial_for_blank_to(client, push, to):
     params = call("newCall", direction="out")
-    if to is None:
-        del params["to"]
-    else:
-        params["to"] = to
+    with_value(params, "to", to)
     response = push(client, params)
     assert (response.status_code, response.get_json()) == (200, {})
 
@@ -279,10 +284,7 @@ def test_error_ids_are_new_each_time(client, push):
 @pytest.mark.parametrize("event", ["ringing", "", None], ids=["unknown", "empty", "missing"])
 def test_unknown_or_missing_event(client, push, encoding, event):
     params = call("newCall")
-    if event is None:
-        del params["event"]
-    else:
-        params["event"] = event
+    with_value(params, "event", event)
     response = push(client, params, encoding)
     assert response.status_code == 422
     assert ERROR_ID.match(response.get_json()["error"]), response.get_json()

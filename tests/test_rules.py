@@ -6,10 +6,10 @@ Each test names the rule of zammad-cti-reference.md it pins.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
+from zammad_answers import ERROR_ID
 
 from mock_server.db import Database
 from mock_server.zammad import call_log
@@ -24,9 +24,6 @@ from mock_server.zammad.endpoint import push
 from mock_server.zammad.errors import CtiError
 from mock_server.zammad.params import fold_pairs, merge_params
 from mock_server.zammad.routing import blocked_entry, outbound_route
-
-ERROR_ID = re.compile(r"^Error ID [A-Za-z0-9_-]{8}: Please contact your administrator\.$")
-
 
 # --------------------------------------------------------------------------- Rails folding
 
