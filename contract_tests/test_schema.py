@@ -75,6 +75,7 @@ from schemathesis.core.failures import FailureGroup
 
 from mock_server.resources import openapi_path
 from mock_server.zammad.errors import INVALID_TOKEN
+from mock_server.zammad.params import fold_pairs
 
 from . import checks
 from .context import current_context, new_call_id
@@ -152,13 +153,13 @@ def sent_params(request: requests.PreparedRequest) -> dict[str, Any] | None:
     wire, and that is what Zammad's rules see. None when the body is one a
     Rails app cannot parse (the contract only fixes the shape of that answer).
     """
-    params = _fold(parse_qsl(urlsplit(request.url or "").query, keep_blank_values=True))
     raw = request.body or b""
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
     content_type = request.headers.get("Content-Type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     try:
+        params = _fold(parse_qsl(urlsplit(request.url or "").query, keep_blank_values=True))
         if media_type == "application/json" or media_type.endswith("+json"):
             if raw.strip():
                 data = json.loads(raw.decode("utf-8"))
@@ -168,7 +169,7 @@ def sent_params(request: requests.PreparedRequest) -> dict[str, Any] | None:
         elif media_type == "multipart/form-data":
             params.update(_fold(_multipart_fields(content_type, raw)))
         # Any other content type: Rails leaves the body alone.
-    except ValueError:  # not JSON, not UTF-8
+    except ValueError:  # not JSON, not UTF-8, nested deeper than Rack reads
         return None
     return params
 
@@ -191,18 +192,8 @@ def _multipart_fields(content_type: str, raw: bytes) -> Iterator[tuple[str, Any]
 
 
 def _fold(pairs: Iterator[tuple[str, Any]] | list[tuple[str, Any]]) -> dict[str, Any]:
-    """Rails folding as far as the rules read it: ``k[]`` collects a list, a repeated ``k`` keeps its last value."""
-    params: dict[str, Any] = {}
-    for key, value in pairs:
-        head, bracket, _ = key.partition("[")
-        if not bracket or not head:
-            params[key] = value
-        elif key == f"{head}[]":
-            current = params.get(head)
-            params[head] = [*current, value] if isinstance(current, list) else [value]
-        else:
-            params[head] = {}  # a nested hash: never a string a rule could match
-    return params
+    """Rails folding, by the rules module: ``k[]`` collects a list, a repeated ``k`` keeps its last value."""
+    return fold_pairs(pairs).values  # ParamsTooDeep is a ValueError
 
 
 # --- the project's rules as schemathesis checks ----------------------------------------------
