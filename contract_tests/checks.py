@@ -4,21 +4,22 @@ Every check has the same shape and knows nothing of HTTP clients or test
 runners, so the schemathesis suite, the state machine and users' own tests
 share them::
 
-    check(cti_config, params, status, body) -> None
+    check(cti_config, params, status, body, zammad=<Profile>) -> None
 
 ``cti_config`` is Zammad's setting of that name (the configuration the target
 is known to run), ``params`` the parameters as Zammad sees them (one merged
 map: ``event``, ``direction``, ``from``, ``to``, ``callId``...), ``status`` and
 ``body`` the answer (``body`` as :func:`decode_answer` gives it: parsed JSON,
-or a :class:`NotJson` for anything else). A check returns ``None`` when its
+or a :class:`NotJson` for anything else), ``zammad`` the version profile
+whose words the target is expected to answer in (default: the current
+Zammad; see :mod:`mock_server.zammad.profiles`). A check returns ``None`` when its
 rule does not apply or holds, and raises :class:`RuleViolation` (a
 :class:`~contract_tests.failures.ContractFailure`, hence an ``AssertionError``)
 naming the rule, the problem, what Zammad answers and what came back.
 
-The rules themselves (routing patterns, the block list, the error texts) are
-imported from :mod:`mock_server.zammad.routing` and
-:mod:`mock_server.zammad.errors`, the pure rule modules the mock runs too, so
-a Zammad rule lives in one place.
+The rules themselves (routing patterns, the block list) are imported from
+:mod:`mock_server.zammad.routing` and the error texts from the version
+profiles, which the mock runs too, so a Zammad rule lives in one place.
 
 The rule checks assume what the contract suites guarantee: the request
 carried the target's token and the target's integration is switched on and
@@ -26,10 +27,10 @@ configured (:func:`integration_refusal` says when it is not). A request
 sent with a wrong token, or whose parameters are not known (a body no Rails
 app could parse), gets :data:`ANSWER_CHECKS` only, with ``params={}``.
 
-A 500 with the life-cycle body that fits the event (``Object already
-exists!`` for a ``newCall`` whose ``callId`` was used before, an ``Error ID``
-for an ``answer``/``hangup`` of an unknown call) is Zammad's answer to a
-retried or reordered event: the routing checks do not apply to it.
+An error with the life-cycle body that fits the event (``This object
+already exists.`` for a ``newCall`` whose ``callId`` was used before, an
+``Error ID`` for an ``answer``/``hangup`` of an unknown call) is Zammad's
+answer to a retried or reordered event: the routing checks do not apply to it.
 """
 
 from __future__ import annotations
@@ -42,13 +43,8 @@ from typing import Any
 
 from mock_server.zammad.calls import EVENTS, MAX_CALL_ID_LENGTH, call_id_of
 from mock_server.zammad.endpoint import new_call_action
-from mock_server.zammad.errors import (
-    ALREADY_EXISTS,
-    FEATURE_DISABLED,
-    INVALID_DIRECTION,
-    INVALID_TOKEN,
-    NOT_CONFIGURED,
-)
+from mock_server.zammad.errors import CtiError
+from mock_server.zammad.profiles import Profile, load_profile
 from mock_server.zammad.routing import REJECT_ANSWER, blocked_entry, dial_answer, outbound_route
 
 from .failures import ContractFailure, _show
@@ -78,19 +74,34 @@ __all__ = [
     "unknown_event_is_rejected",
 ]
 
-Check = Callable[[Mapping[str, Any], Mapping[str, Any], int, Any], None]
+Check = Callable[..., None]  # (cti_config, params, status, body, zammad=Profile) -> None
+CURRENT = load_profile()
 
 DIRECTIONS = ("in", "out")
 MAX_NUMBER_LENGTH = 100  # Zammad's cti_logs.from and .to columns
 
 _ERROR_ID = re.compile(r"Error ID [A-Za-z0-9_-]{8}: Please contact your administrator\.")
 
-# The error texts Zammad's CTI endpoint answers with, per status.
-ZAMMAD_ERROR_TEXTS: dict[int, tuple[str, ...]] = {
-    401: (INVALID_TOKEN,),
-    422: (FEATURE_DISABLED, NOT_CONFIGURED, INVALID_DIRECTION),  # or an Error ID (unknown event)
-    500: (ALREADY_EXISTS,),  # or an Error ID (answer/hangup for an unknown call)
-}
+
+
+def zammad_error_texts(zammad: Profile) -> dict[int, tuple[str, ...]]:
+    """The fixed error texts (not Error IDs) a Zammad version answers the CTI endpoint with, per status."""
+    texts: dict[int, list[str]] = {}
+    for code, spec in zammad.answers.items():
+        if "error" in spec and "{" not in spec["error"] and code not in ("no-route",):
+            texts.setdefault(spec["status"], []).append(spec["error"])
+    return {status: tuple(found) for status, found in texts.items()}
+
+
+def expected_error(code: str, zammad: Profile = CURRENT, **fields: Any) -> dict[str, Any]:
+    """Zammad's answer for the case ``code`` (``invalid-direction``, ``duplicate-call``...), as a version gives it.
+
+    The body of an Error ID case shows the pattern, ``Error ID xxxxxxxx: ...``.
+    """
+    spec = zammad.answers[code]
+    if spec.get("error_id"):
+        return {"status": spec["status"], "body": {"error": "Error ID xxxxxxxx: Please contact your administrator."}}
+    return {"status": spec["status"], "body": zammad.reply(CtiError(code, "", **fields)).body}
 
 
 # --- answers ---------------------------------------------------------------------------------
@@ -125,33 +136,40 @@ def is_error_id(text: Any) -> bool:
 
 
 def _error_text(body: Any) -> str | None:
-    """The text of a ``{"error": "..."}`` body with nothing else in it, else None."""
-    if isinstance(body, dict) and set(body) == {"error"} and isinstance(body["error"], str):
+    """The text of Zammad's error body, ``{"error": "..."}`` (plus an equal ``error_human``), else None."""
+    if not isinstance(body, dict) or not isinstance(body.get("error"), str):
+        return None
+    if set(body) == {"error"} or (set(body) == {"error", "error_human"} and body["error_human"] == body["error"]):
         return body["error"]
     return None
 
 
-def lifecycle_error_fits(event: Any, status: int, body: Any) -> bool:
-    """A 500 Zammad gives a retried or reordered event: duplicate newCall, or answer/hangup of an unknown call."""
-    text = _error_text(body)
-    if status != 500 or text is None:
-        return False
+def _is_duplicate(status: int, body: Any, zammad: Profile) -> bool:
+    """Zammad's answer to a newCall whose callId it holds: 500, or 422 when two newCalls race to the unique index."""
+    duplicate = expected_error("duplicate-call", zammad)
+    race = expected_error("duplicate-call-race", zammad)
+    return (status, body) in ((duplicate["status"], duplicate["body"]), (race["status"], race["body"]))
+
+
+def lifecycle_error_fits(event: Any, status: int, body: Any, zammad: Profile = CURRENT) -> bool:
+    """The error Zammad gives a retried or reordered event: duplicate newCall, or answer/hangup of an unknown call."""
     if event == "newCall":
-        return text == ALREADY_EXISTS
+        return _is_duplicate(status, body, zammad)
     if event in ("answer", "hangup"):
-        return is_error_id(text)
+        return status == 500 and is_error_id(_error_text(body))
     return False
 
 
 # --- what Zammad answers -------------------------------------------------------------------
 
 
-def integration_refusal(integration: bool, cti_config: Mapping[str, Any] | None) -> str | None:
+def integration_refusal(integration: bool, cti_config: Mapping[str, Any] | None, zammad: Profile = CURRENT) -> str | None:
     """Why Zammad answers every push 422 before it reads it (checks 1 and 2), or None when it does not."""
     if not integration:
-        return f"the CTI integration is switched off: every push is answered 422 {FEATURE_DISABLED!r}"
+        return f"the CTI integration is switched off: every push is answered 422 {zammad.text('feature-disabled')!r}"
     if not cti_config or not cti_config.get("inbound") or not cti_config.get("outbound"):
-        return f"the CTI configuration or its inbound/outbound part is blank: every push is answered 422 {NOT_CONFIGURED!r}"
+        return ("the CTI configuration or its inbound/outbound part is blank: every push is answered 422 "
+                f"{zammad.text('not-configured')!r}")
     return None
 
 
@@ -245,9 +263,10 @@ def _storable_new_call(cti_config: Mapping[str, Any], params: Mapping[str, Any],
 # --- the checks ----------------------------------------------------------------------------
 
 
-def dial_follows_routing_table(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any) -> None:
+def dial_follows_routing_table(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any,
+                               zammad: Profile = CURRENT) -> None:
     """An outbound newCall whose ``to`` matches a routing row: ``200 {"action":"dial","caller_id":<row>,"number":<to>}``."""
-    if not _storable_new_call(cti_config, params, "out") or lifecycle_error_fits("newCall", status, body):
+    if not _storable_new_call(cti_config, params, "out") or lifecycle_error_fits("newCall", status, body, zammad):
         return
     to = params["to"]
     route = outbound_route(cti_config, to)
@@ -258,9 +277,10 @@ def dial_follows_routing_table(cti_config: Mapping[str, Any], params: Mapping[st
     _require_answer("dial_follows_routing_table", why, dial_answer(caller_id, to), status, body)
 
 
-def dial_falls_back_to_default(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any) -> None:
+def dial_falls_back_to_default(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any,
+                               zammad: Profile = CURRENT) -> None:
     """An outbound newCall no routing row matches: dial with the default caller ID, or ``{}`` without one."""
-    if not _storable_new_call(cti_config, params, "out") or lifecycle_error_fits("newCall", status, body):
+    if not _storable_new_call(cti_config, params, "out") or lifecycle_error_fits("newCall", status, body, zammad):
         return
     to = params["to"]
     route = outbound_route(cti_config, to)
@@ -276,9 +296,10 @@ def dial_falls_back_to_default(cti_config: Mapping[str, Any], params: Mapping[st
     _require_answer("dial_falls_back_to_default", why, expected, status, body)
 
 
-def blocked_caller_is_rejected(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any) -> None:
+def blocked_caller_is_rejected(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any,
+                               zammad: Profile = CURRENT) -> None:
     """An inbound newCall from a number on the block list: exactly ``200 {"action":"reject","reason":"busy"}``."""
-    if not _storable_new_call(cti_config, params, "in") or lifecycle_error_fits("newCall", status, body):
+    if not _storable_new_call(cti_config, params, "in") or lifecycle_error_fits("newCall", status, body, zammad):
         return
     caller = params["from"]
     if blocked_entry(cti_config, caller) is None:
@@ -287,9 +308,10 @@ def blocked_caller_is_rejected(cti_config: Mapping[str, Any], params: Mapping[st
     _require_answer("blocked_caller_is_rejected", why, dict(REJECT_ANSWER), status, body)
 
 
-def unblocked_inbound_gets_empty_answer(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any) -> None:
+def unblocked_inbound_gets_empty_answer(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any,
+                                        zammad: Profile = CURRENT) -> None:
     """An inbound newCall from a number not on the block list: ``200 {}``."""
-    if not _storable_new_call(cti_config, params, "in") or lifecycle_error_fits("newCall", status, body):
+    if not _storable_new_call(cti_config, params, "in") or lifecycle_error_fits("newCall", status, body, zammad):
         return
     caller = params["from"]
     if blocked_entry(cti_config, caller) is not None:
@@ -298,33 +320,36 @@ def unblocked_inbound_gets_empty_answer(cti_config: Mapping[str, Any], params: M
     _require_answer("unblocked_inbound_gets_empty_answer", why, {}, status, body)
 
 
-def answer_and_hangup_get_empty_answer(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any) -> None:
+def answer_and_hangup_get_empty_answer(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any,
+                                       zammad: Profile = CURRENT) -> None:
     """``answer`` and ``hangup`` get ``200 {}`` (or the 500 of an unknown call); never dial or reject."""
     event = params.get("event")
     if event not in ("answer", "hangup") or params.get("direction") not in DIRECTIONS or not _known_call_id(params):
         return
-    if lifecycle_error_fits(event, status, body):
+    if lifecycle_error_fits(event, status, body, zammad):
         return
     why = f"{event} of call {call_id_of(params)!r} (500 with an Error ID only when no newCall created it)"
     _require_answer("answer_and_hangup_get_empty_answer", why, {}, status, body)
 
 
-def invalid_direction_is_rejected(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any) -> None:
-    """``direction`` neither ``in`` nor ``out`` (missing included): ``422 {"error":"Invalid direction!"}``."""
+def invalid_direction_is_rejected(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any,
+                                  zammad: Profile = CURRENT) -> None:
+    """``direction`` neither ``in`` nor ``out`` (missing included): ``422 {"error":"Invalid 'direction'!"}``."""
     direction = params.get("direction")
     if direction in DIRECTIONS:
         return
-    expected = {"error": INVALID_DIRECTION}
-    if status == 422 and body == expected:
+    expected = expected_error("invalid-direction", zammad)
+    if status == expected["status"] and body == expected["body"]:
         return
     raise RuleViolation(
         "invalid_direction_is_rejected",
-        f"direction {direction!r} is neither 'in' nor 'out': Zammad refuses the event with 422",
-        {"status": 422, "body": expected}, status, body,
+        f"direction {direction!r} is neither 'in' nor 'out': Zammad {zammad.name} refuses the event with 422",
+        expected, status, body,
     )
 
 
-def unknown_event_is_rejected(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any) -> None:
+def unknown_event_is_rejected(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any,
+                              zammad: Profile = CURRENT) -> None:
     """A valid direction but an unknown or missing ``event``: 422 with an ``Error ID`` text."""
     event = params.get("event")
     if event in EVENTS or params.get("direction") not in DIRECTIONS:
@@ -338,8 +363,10 @@ def unknown_event_is_rejected(cti_config: Mapping[str, Any], params: Mapping[str
     )
 
 
-def errors_are_zammads(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any) -> None:
-    """Every 4xx/5xx body is exactly ``{"error": <text>}``; for 401, 422 and 500 the text is one of Zammad's.
+def errors_are_zammads(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any,
+                       zammad: Profile = CURRENT) -> None:
+    """Every 4xx/5xx body is Zammad's ``{"error": <text>}`` (with ``error_human`` where its handler humanised it);
+    for 401, 422 and 500 the text is one the Zammad version answers with.
 
     Other error statuses (400 unreadable body, 404/405 unrouted request, 413
     body too large) come from the web stack in front of the controller; the
@@ -353,37 +380,41 @@ def errors_are_zammads(cti_config: Mapping[str, Any], params: Mapping[str, Any],
             "errors_are_zammads", f"a {status} answer is not Zammad's error body {{\"error\": \"...\"}}",
             {"status": status, "body": {"error": "<text>"}}, status, body,
         )
-    allowed = ZAMMAD_ERROR_TEXTS.get(status)
+    allowed = zammad_error_texts(zammad).get(status)
     if allowed is None or text in allowed or (status in (422, 500) and is_error_id(text)):
         return
+    if status == 422 and text.startswith("Attribute '") and text.endswith("' required!"):
+        return  # a NOT NULL column a newCall left empty, named as the database names it
     choices = [*allowed, *(["Error ID xxxxxxxx: Please contact your administrator."] if status != 401 else [])]
     raise RuleViolation(
-        "errors_are_zammads", f"{text!r} is not a text Zammad answers with {status}",
+        "errors_are_zammads", f"{text!r} is not a text Zammad {zammad.name} answers with {status}",
         {"status": status, "body": {"error": " | ".join(choices)}}, status, body,
     )
 
 
-def only_lifecycle_5xx(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any) -> None:
+def only_lifecycle_5xx(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any,
+                       zammad: Profile = CURRENT) -> None:
     """A 5xx is a failure unless it is Zammad's life-cycle 500 for this event.
 
-    ``Object already exists!`` answers a repeated newCall, an ``Error ID`` an
-    answer/hangup for an unknown call (or a newCall with no storable
-    ``callId``, ``from`` or ``to``); any other 5xx (a crash page, a 502 from a
+    ``This object already exists.`` answers a repeated newCall, an ``Error
+    ID`` an answer/hangup for an unknown call (or a newCall Zammad's code
+    fails on: a ``to`` that is no string); any other 5xx (a crash page, a 502 from a
     proxy, a 500 for a well-formed newCall) is a server error.
     """
     if status < 500:
         return
     event = params.get("event")
-    if lifecycle_error_fits(event, status, body):
+    if lifecycle_error_fits(event, status, body, zammad):
         return
     text = _error_text(body)
-    if status == 500 and event not in EVENTS and (text == ALREADY_EXISTS or is_error_id(text)):
+    if status == 500 and event not in EVENTS and (_is_duplicate(status, body, zammad) or is_error_id(text)):
         return  # the event is not known here (an unreadable request): the body is a life-cycle one
     if status == 500 and event == "newCall" and is_error_id(text) and not _storable_new_call(
             cti_config, params, params.get("direction")):
         return  # Zammad's generic error handler, on a newCall its caller log cannot store
+    duplicate = expected_error("duplicate-call", zammad)
     expected = {
-        "newCall": '500 {"error": "Object already exists!"} (repeated callId) or a 200 answer',
+        "newCall": f'{duplicate["status"]} {json.dumps(duplicate["body"])} (repeated callId) or a 200 answer',
         "answer": '500 {"error": "Error ID ...: Please contact your administrator."} (unknown callId) or 200 {}',
         "hangup": '500 {"error": "Error ID ...: Please contact your administrator."} (unknown callId) or 200 {}',
     }.get(event, "no 5xx other than Zammad's life-cycle 500s")
@@ -394,8 +425,8 @@ def only_lifecycle_5xx(cti_config: Mapping[str, Any], params: Mapping[str, Any],
 
 
 def fresh_call_id_is_no_duplicate(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int,
-                                  body: Any) -> None:
-    """A storable newCall whose callId was never sent before is no duplicate: never ``500 Object already exists!``.
+                                  body: Any, zammad: Profile = CURRENT) -> None:
+    """A storable newCall whose callId was never sent before is no duplicate: never ``This object already exists.``.
 
     Only for requests whose callIds are fresh by construction (the schema
     suite rewrites every one): elsewhere a repeated callId makes that 500 right.
@@ -403,14 +434,15 @@ def fresh_call_id_is_no_duplicate(cti_config: Mapping[str, Any], params: Mapping
     direction = params.get("direction")
     if direction not in DIRECTIONS or not _storable_new_call(cti_config, params, direction):
         return
-    if status == 500 and _error_text(body) == ALREADY_EXISTS:
+    if _is_duplicate(status, body, zammad):
         raise RuleViolation(
             "fresh_call_id_is_no_duplicate", "the callId of this newCall was never sent before: Zammad logs the call "
             "and answers by its rules", "200 with the rule's answer (dial, reject or {})", status, body,
         )
 
 
-def answers_are_json(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any) -> None:
+def answers_are_json(cti_config: Mapping[str, Any], params: Mapping[str, Any], status: int, body: Any,
+                     zammad: Profile = CURRENT) -> None:
     """Every answer is a JSON document with ``Content-Type: application/json``."""
     if isinstance(body, NotJson):
         raise RuleViolation(

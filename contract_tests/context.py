@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from mock_server import MockConfig, MockServer, load_config
 from mock_server.resources import documented_config_path
+from mock_server.zammad.profiles import Profile, load_profile, profile_names
 
 from .target import Target
 
@@ -41,14 +44,19 @@ class ContractContext:
     config: MockConfig
     target_url: str | None = None
     api_token: str | None = field(default=None, repr=False)
+    zammad: str | None = None  # --zammad: the version the target is assumed to be
     _target: Target | None = None
+    _profile: Profile | None = None
+    profile_source: str = ""  # how the profile was chosen, for the report header
     _mocks: dict[Path, MockServer] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def create(cls, target_url: str | None, config_path: str | Path | None, api_token: str | None = None) -> ContractContext:
+    def create(cls, target_url: str | None, config_path: str | Path | None, api_token: str | None = None,
+               zammad: str | None = None) -> ContractContext:
         path = Path(config_path) if config_path else documented_config_path()
-        context = cls(config_path=path.resolve(), config=load_config(path), target_url=target_url, api_token=api_token)
+        context = cls(config_path=path.resolve(), config=load_config(path), target_url=target_url, api_token=api_token,
+                      zammad=zammad)
         if target_url:
             context._target = Target.from_url(target_url)
         return context
@@ -69,11 +77,31 @@ class ContractContext:
             self._target = Target.from_url(mock.endpoint_url, builtin_mock=True)
         return self._target
 
+    @property
+    def profile(self) -> Profile:
+        """The Zammad version whose answers are expected: --zammad, the configuration's, or the target's own."""
+        if self._profile is None:
+            if self.zammad:
+                self._profile, self.profile_source = load_profile(self.zammad), "--zammad"
+            elif self.config.zammad:
+                self._profile, self.profile_source = self.config.profile, f"'zammad' of {self.config_path.name}"
+            elif self.uses_builtin_mock:
+                self._profile, self.profile_source = self.config.profile, "the built-in mock's default"
+            else:
+                found = detect_profile(self.target, self.config)
+                self._profile = found or self.config.profile
+                self.profile_source = ("detected from the target's answer to an invalid direction" if found else
+                                       "default: the target's answer to an invalid direction matched no profile")
+        return self._profile
+
     def describe(self) -> str:
         if self.uses_builtin_mock:
             where = self._target.masked_url if self._target else "a free 127.0.0.1 port, started on first use"
-            return f"built-in mock ({where}), configuration {self.config_path}"
-        return f"{self.target.masked_url}, assumed configuration {self.config_path}"
+            target = f"built-in mock ({where}), configuration {self.config_path}"
+        else:
+            target = f"{self.target.masked_url}, assumed configuration {self.config_path}"
+        profile = self.profile
+        return f"{target}; Zammad {profile.name} ({profile.releases}), {self.profile_source}"
 
     def mock_for(self, config_path: Path) -> MockServer:
         """A built-in mock running ``config_path`` (one per configuration, started once)."""
@@ -81,7 +109,9 @@ class ContractContext:
         with self._lock:
             mock = self._mocks.get(config_path)
             if mock is None:
-                mock = MockServer({"CTI_CONFIG": str(config_path)}).start()
+                # The contract suites read the caller log as Zammad's agent would; a configuration
+                # without agents gets the mock's open caller log (Zammad itself would answer 403).
+                mock = MockServer({"CTI_CONFIG": str(config_path), "OPEN_CALLER_LOG": True}).start()
                 self._mocks[config_path] = mock
             return mock
 
@@ -121,3 +151,25 @@ def current_context() -> ContractContext:
 def caller_log_headers(context: ContractContext) -> dict[str, Any]:
     """A real Zammad serves the caller log to agents only: use an API token when given."""
     return {"Authorization": f"Token token={context.api_token}"} if context.api_token else {}
+
+
+def detect_profile(target: Target, config: MockConfig, timeout: float = 10) -> Profile | None:
+    """One probe: a newCall with an invalid direction, whose 422 text differs between Zammad versions.
+
+    With the integration switched off the 422 is the "disabled" text, which differs too.
+    """
+    params = {"event": "newCall", "direction": "zammad-cti-version-probe", "callId": new_call_id("probe"),
+              "from": "493023125741", "to": "498912345678"}
+    try:
+        response = requests.post(target.endpoint_url, json=params, headers={"Accept": "application/json"},
+                                 timeout=timeout)
+        body = response.json()
+    except (requests.RequestException, ValueError):
+        return None
+    for name in profile_names():
+        profile = load_profile(name)
+        for code in ("invalid-direction", "feature-disabled"):
+            spec = profile.answers[code]
+            if response.status_code == spec["status"] and body == {"error": spec["error"]}:
+                return profile
+    return None

@@ -6,6 +6,9 @@
                          (env ``CTI_TARGET_CONFIG``; default: the documented one)
 ``--zammad-api-token``   an agent's API token, to read a real Zammad's caller log
                          (env ``ZAMMAD_API_TOKEN``)
+``--zammad VERSION``     the Zammad version the target is (``current``, ``2021``; env
+                         ``CTI_ZAMMAD``); default: the configuration's ``zammad``, else one
+                         probe of the target tells
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import os
 
 import pytest
+
+from mock_server.zammad.profiles import UnknownProfile
 
 from .context import ContractContext, activate
 from .target import Target, TargetError
@@ -28,6 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Configuration the target runs (JSON/YAML; default: fixtures/documented-config.json).")
     group.addoption("--zammad-api-token", default=os.environ.get("ZAMMAD_API_TOKEN"), metavar="TOKEN",
                     help="API token of a Zammad agent, to check a real Zammad's caller log.")
+    group.addoption("--zammad", default=os.environ.get("CTI_ZAMMAD"), metavar="VERSION",
+                    help="Zammad version of the target: current or 2021 (default: the configuration's "
+                         "'zammad', else detected with one probe).")
 
 
 # The suites `zammad-cti check --suite` selects, one marker each.
@@ -47,8 +55,11 @@ def pytest_configure(config: pytest.Config) -> None:
             target_url=config.getoption("--target"),
             config_path=config.getoption("--target-config"),
             api_token=config.getoption("--zammad-api-token"),
+            zammad=config.getoption("--zammad"),
         )
-    except TargetError as exc:
+        if context.zammad:
+            context.profile  # noqa: B018 - an unknown name is a usage error now, not a failure per test
+    except (TargetError, UnknownProfile) as exc:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[_CONTEXT_KEY] = context
     activate(context)

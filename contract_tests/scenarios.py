@@ -28,6 +28,8 @@ import jsonschema
 
 from mock_server.resources import fixtures_dir
 from mock_server.zammad.calls import MAX_CALL_ID_LENGTH
+from mock_server.zammad.errors import CtiError
+from mock_server.zammad.profiles import Profile, load_profile
 
 from .context import CALL_ID_PREFIX
 from .requests_builder import ENCODINGS
@@ -57,13 +59,31 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
+ERROR_ID_PATTERN = r"^Error ID [A-Za-z0-9_-]{8}: Please contact your administrator\.$"
+
+
 @dataclass(frozen=True)
 class Expectation:
-    """What one push must be answered with."""
+    """What one push must be answered with.
 
-    status: int
+    ``error`` names one of Zammad's refusals by its case (``invalid-direction``,
+    ``duplicate-call``...): its status and body come from the version profile
+    of the run (:meth:`resolved`), since the texts differ between versions.
+    """
+
+    status: int | None
     body: Any = None
     body_matches: Mapping[str, str] | None = None
+    error: str | None = None
+
+    def resolved(self, zammad: Profile) -> Expectation:
+        """This expectation with an ``error`` case turned into the version's status and body."""
+        if self.error is None:
+            return self
+        spec = zammad.answers[self.error]
+        if spec.get("error_id"):
+            return Expectation(spec["status"], body_matches={"error": ERROR_ID_PATTERN}, error=self.error)
+        return Expectation(spec["status"], zammad.reply(CtiError(self.error, "")).body, error=self.error)
 
     def describe(self) -> dict[str, Any]:
         if self.body_matches is not None:
@@ -121,8 +141,9 @@ class Scenario:
         run_id = run_id or secrets.token_hex(6)
         return {alias: make_call_id(self.name, encoding, alias, run_id) for alias in self.aliases}
 
-    def for_run(self, encoding: str, run_id: str | None = None) -> ScenarioRun:
-        """The scenario with its placeholders filled for one run in ``encoding``."""
+    def for_run(self, encoding: str, run_id: str | None = None, zammad: Profile | None = None) -> ScenarioRun:
+        """The scenario with its placeholders filled for one run in ``encoding``, in ``zammad``'s words."""
+        zammad = zammad or load_profile()
         if encoding not in self.encodings:
             raise ValueError(f"scenario {self.name} is not sent as {encoding} (encodings: {', '.join(self.encodings)})")
         ids = self.call_ids(encoding, run_id)
@@ -130,7 +151,8 @@ class Scenario:
             Step(
                 name=step.name,
                 request=fill(step.request, ids),
-                expect=Expectation(step.expect.status, fill(step.expect.body, ids), step.expect.body_matches),
+                expect=Expectation(step.expect.status, fill(step.expect.body, ids), step.expect.body_matches,
+                                   step.expect.error).resolved(zammad),
                 token=step.token,
                 invalid_request=step.invalid_request,
                 caller_log=step.caller_log,
@@ -255,7 +277,8 @@ def _step(raw: Mapping[str, Any]) -> Step:
     return Step(
         name=raw["name"],
         request=dict(raw["request"]),
-        expect=Expectation(status=expect["status"], body=expect.get("body"), body_matches=expect.get("body_matches")),
+        expect=Expectation(status=expect.get("status"), body=expect.get("body"), body_matches=expect.get("body_matches"),
+                           error=expect.get("error")),
         token=raw.get("token", "valid"),
         invalid_request=raw.get("invalid_request", False),
         caller_log=expect.get("caller_log"),

@@ -90,7 +90,7 @@ class Replayer:
                 f"{scenario.name} assumes configuration {scenario.config_path.name}; the target is only known to "
                 f"run {self.context.config_path.name} (--target-config), and only its admin can change that"
             )
-        run = scenario.for_run(encoding)
+        run = scenario.for_run(encoding, zammad=self.context.profile)
         log = CallerLogReader(self.context, target, self.http) if self.can_read_log(target) else None
         for number, step in enumerate(run.steps, 1):
             where = f"{run.label} step {number} '{step.name}'"

@@ -74,7 +74,6 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 
 from mock_server.resources import openapi_path
-from mock_server.zammad.errors import INVALID_TOKEN
 from mock_server.zammad.params import fold_pairs
 
 from . import checks
@@ -228,7 +227,8 @@ def _register(rule: checks.Check) -> None:
             return
         if params is None and rule not in checks.ANSWER_CHECKS:
             return
-        rule(current_context().config.cti_config, params or {}, response.status_code, body)
+        context = current_context()
+        rule(context.config.cti_config, params or {}, response.status_code, body, zammad=context.profile)
         return
 
     check.__name__ = check.__qualname__ = rule.__name__
@@ -273,8 +273,8 @@ def http() -> Iterator[requests.Session]:
 
 @pytest.fixture(scope="module", autouse=True)
 def _working_integration() -> None:
-    config = current_context().config
-    refusal = checks.integration_refusal(config.integration, config.cti_config)
+    context = current_context()
+    refusal = checks.integration_refusal(context.config.integration, context.config.cti_config, context.profile)
     if refusal:
         pytest.skip(f"the target's configuration says {refusal}")
 
@@ -330,13 +330,14 @@ def test_wrong_token_is_refused(kind: str, encoding: str, http: requests.Session
               "callId": new_call_id(), "user": "Christopher Miller"}
     response = http.post(target.endpoint_url_with(token), timeout=30, **request_kwargs(params, encoding))
     body = checks.decode_answer(response.headers.get("Content-Type"), response.content)
-    expected = {"error": INVALID_TOKEN}
+    context = current_context()
+    expected = checks.expected_error("invalid-token", context.profile)
     try:
-        if response.status_code != 401 or body != expected:
+        if (response.status_code, body) != (expected["status"], expected["body"]):
             raise checks.RuleViolation("wrong token", "Zammad refuses a wrong token with 401",
-                                       {"status": 401, "body": expected}, response.status_code, body)
+                                       expected, response.status_code, body)
         for rule in checks.ANSWER_CHECKS:
-            rule(current_context().config.cti_config, {}, response.status_code, body)
+            rule(context.config.cti_config, {}, response.status_code, body, zammad=context.profile)
     except checks.RuleViolation as violation:
         raise contract_failure(
             scenario=f"wrong token ({kind}): {violation.rule}", problem=violation.problem, target=target,

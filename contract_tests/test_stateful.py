@@ -44,7 +44,6 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from mock_server.zammad.errors import ALREADY_EXISTS, INVALID_DIRECTION
 
 from . import checks
 from .context import (
@@ -162,6 +161,7 @@ class CallLifecycle(RuleBasedStateMachine):
         self.context = context
         self.target: Target = context.target
         self.cti_config: Mapping[str, Any] = context.config.cti_config or {}
+        self.zammad = context.profile
         self.session = session
         self.read_log = self.target.builtin_mock or bool(context.api_token)
         self.step = 0
@@ -195,6 +195,10 @@ class CallLifecycle(RuleBasedStateMachine):
                              key: call.call_id, "user": user, "answeringNumber": "493023125741"})
         if call.state == "hangup":
             expected = Expected(f"answer after the hangup of {call.call_id!r}: Zammad ignores it", 200, {})
+        elif call.direction == "in" and isinstance(user, list):
+            # Zammad saves the answer, then looks the agent up with user.downcase: an array fails (500).
+            expected = Expected(f"inbound answer of {call.call_id!r} with user as an array: Zammad updates the "
+                                "caller log, then fails on user.downcase (500, Error ID)", 500)
         else:
             expected = Expected(f"answer of {call.call_id!r}, state {call.state}", 200, {})
         self.push("answer" if call.state != "hangup" else "answer_after_hangup", params, encoding, expected)
@@ -226,8 +230,9 @@ class CallLifecycle(RuleBasedStateMachine):
         direction = data.draw(DIRECTIONS, label="direction")
         params = {"event": "newCall", "from": call.sent_from, "to": call.sent_to, "direction": direction,
                   "callId": call.call_id}
+        duplicate = checks.expected_error("duplicate-call", self.zammad)
         expected = Expected(f"newCall for {call.call_id!r}, which exists: Zammad refuses the duplicate",
-                            500, {"error": ALREADY_EXISTS})
+                            duplicate["status"], duplicate["body"])
         self.push("repeat_new_call", params, encoding, expected)
         self.check_log_entry("repeat_new_call", call)
 
@@ -239,8 +244,9 @@ class CallLifecycle(RuleBasedStateMachine):
         if kind == "invalid_direction":
             params = {"event": "newCall", "from": "492214710334", "to": "498912345678",
                       "direction": direction.upper() if direction == "in" else "sideways", key: new_call_id("sm")}
+            refused = checks.expected_error("invalid-direction", self.zammad)
             expected = Expected(f"direction {params['direction']!r} is neither 'in' nor 'out'",
-                                422, {"error": INVALID_DIRECTION})
+                                refused["status"], refused["body"])
         else:
             params = {"event": kind.split("_", 1)[0], "from": "492214710334", "to": "493023125741",
                       "direction": direction, key: new_call_id("sm"), "cause": "normalClearing"}
@@ -268,7 +274,7 @@ class CallLifecycle(RuleBasedStateMachine):
             raise self.failure(step, expected.why, params, encoding, expected.show(), status, body)
         try:
             for check in checks.ALL_CHECKS:
-                check(self.cti_config, params, status, body)
+                check(self.cti_config, params, status, body, zammad=self.zammad)
         except checks.RuleViolation as violation:
             raise self.failure(f"{step}: {violation.rule}", violation.problem, params, encoding,
                                violation.expected, status, body) from None
@@ -349,7 +355,8 @@ def _drop_none(params: dict[str, Any]) -> dict[str, Any]:
 
 def test_call_lifecycles(contract_context: ContractContext) -> None:
     """Random interleaved call life cycles, every answer and (when readable) every log entry checked."""
-    refusal = checks.integration_refusal(contract_context.config.integration, contract_context.config.cti_config)
+    refusal = checks.integration_refusal(contract_context.config.integration, contract_context.config.cti_config,
+                                         contract_context.profile)
     if refusal:
         pytest.skip(f"the target's configuration says {refusal}")
     with requests.Session() as session:

@@ -16,6 +16,8 @@ variables, then the ``test_config`` dict. Keys:
 - ``MAX_CALLS``: caller-log entries kept (oldest dropped first)
 - ``JOURNAL_LIMIT``: journal entries kept
 - ``MAX_CONTENT_LENGTH``: request body limit in bytes (413 above it)
+- ``OPEN_CALLER_LOG``: answer ``GET /api/v1/cti/log`` without credentials, as
+  the first configured agent (Zammad answers 403; ``serve --open-caller-log``)
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ from typing import Any
 
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from .admin.inspector import bp as inspector_bp
 from .admin.journal import DEFAULT_JOURNAL_LIMIT, Journal
 from .admin.views import bp as admin_bp
 from .db import JOURNAL_SCHEMA, Database, journal_file
 from .http.cti import bp as cti_bp
-from .http.cti import http_error_message
+from .http.cti import PushReply, http_error_message
+from .http.negotiation import wants_json
 from .http.fast_path import PushFastPath
 from .state import EXTENSION_KEY, MockState, mock_state
 from .zammad.call_log import CallLog
@@ -46,7 +50,7 @@ from .zammad.config import (
     documented_config,
     load_config,
 )
-from .zammad.errors import error_id_message
+from .zammad.errors import CtiError, error_id_message
 
 DEFAULTS: dict[str, Any] = {
     "CTI_CONFIG": None,
@@ -58,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CALLS": DEFAULT_MAX_ENTRIES,
     "JOURNAL_LIMIT": DEFAULT_JOURNAL_LIMIT,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "OPEN_CALLER_LOG": False,
     "JSON_SORT_KEYS": False,
 }
 
@@ -69,9 +74,9 @@ def resolve_config(source: Any, token: str | None = None) -> MockConfig:
     elif isinstance(source, MockConfig):
         config = source
     elif isinstance(source, Mapping):
-        config = config_from_mapping(dict(source))
+        return config_from_mapping(dict(source), token=token)
     else:
-        config = load_config(Path(source))
+        return load_config(Path(source), token=token)
     if token:
         config = dataclasses.replace(config, token=token)
     return config
@@ -110,12 +115,20 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _json_http_error(exc: HTTPException):
-    """Every error is JSON, as Zammad's are; an unknown route says what Zammad routes."""
-    if exc.code == 404:
-        message = f"No route matches [{request.method}] {_masked(request.path)}"
+    """An unrouted request gets Zammad's routing catch-all answer (``errors#routing``), in its format."""
+    if exc.code in (404, 405) and not request.path.startswith("/__admin"):
+        # Zammad has no 405: any method or path it does not route falls through to a 404.
+        reply = mock_state(current_app).config.profile.reply(CtiError("no-route", "not routed"))
+        html = not wants_json(request.headers.get("Accept"), request.args.get("format"))
+        data, content_type = PushReply(reply.status, reply.body, html=html).encoded()
+        response = Response(data, status=reply.status, content_type=content_type)
+        hint = f"Zammad routes only POST /api/v1/cti/:token and GET /api/v1/cti/log, not {request.method} {_masked(request.path)}"
         if "/integration/cti/" in request.path:
-            message += " (Zammad routes the CTI push at /api/v1/cti/:token; /api/v1/integration/cti is the old documentation's path)"
-        body = {"error": message}
+            hint += " (/api/v1/integration/cti is the old documentation's path)"
+        response.headers["X-Zammad-Cti-Mock-Hint"] = hint  # the mock's own words; the body is Zammad's
+        return response
+    if exc.code == 404:
+        body = {"error": f"No route matches [{request.method}] {_masked(request.path)}"}
     else:
         body = {"error": http_error_message(exc, request.max_content_length)}
     response = jsonify(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import uuid
 
@@ -25,7 +26,13 @@ def main() -> None:
 @click.option("--port", default=3000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="JSON or YAML configuration (default: the documented Munich/Berlin one).")
-@click.option("--token", help="Override the configuration's token.")
+@click.option("--token", help="Override the configuration's token (a file without one needs it, else a random one is made).")
+@click.option("--zammad", "zammad", metavar="VERSION", default=None,
+              help="The Zammad version to answer as: current (6.x, 7.x; the default) or 2021 (5.x) "
+                   "[default: the configuration's 'zammad', else current].")
+@click.option("--open-caller-log", is_flag=True,
+              help="Answer GET /api/v1/cti/log without credentials, as the first configured agent "
+                   "(Zammad answers 403: use only for a local stand-in).")
 @click.option("--journal", default=None, metavar="PATH",
               help="SQLite file for the caller log, journal and findings; ':memory:' keeps nothing. "
                    "[default: journal.sqlite3 in the user's data directory]")
@@ -36,19 +43,25 @@ def main() -> None:
 @click.option("--fault", "faults", multiple=True, metavar="SPEC",
               help="Inject a fault from the start (repeatable): latency:5000, latency:100-500,probability=0.5, "
                    "status:503,times=3, drop,event=hangup, hang:30. See /__admin/faults.")
-def serve(host: str, port: int, config_path: str | None, token: str | None, journal: str | None,
-          workers: int | None, threads: int, faults: tuple[str, ...]) -> None:
+def serve(host: str, port: int, config_path: str | None, token: str | None, zammad: str | None,
+          open_caller_log: bool, journal: str | None, workers: int | None, threads: int,
+          faults: tuple[str, ...]) -> None:
     """Run the mock under gunicorn and print the endpoint URL to paste into a PBX."""
     from .admin.faults import FaultError, parse_fault_option
     from .app import resolve_config
     from .server import default_journal_path, run_gunicorn
     from .zammad.config import ConfigError
+    from .zammad.profiles import UnknownProfile, load_profile
 
     try:
         config = resolve_config(config_path, token)  # fail here, before any worker starts
+        if zammad:
+            config = dataclasses.replace(config, zammad=load_profile(zammad).name)
         fault_list = [parse_fault_option(spec) for spec in faults]
-    except (ConfigError, FaultError) as exc:
+    except (ConfigError, FaultError, UnknownProfile) as exc:
         raise click.ClickException(str(exc)) from exc
+    for note in config.notes:
+        click.echo(f"note: {note}", err=True)
     journal = journal or str(default_journal_path())
     if workers is None:
         workers = 1 if journal == ":memory:" else DEFAULT_WORKERS
@@ -62,7 +75,10 @@ def serve(host: str, port: int, config_path: str | None, token: str | None, jour
         base = f"http://{shown_host}:{bound_port}"
         click.echo(f"zammad-cti mock {__version__} listening on {base}")
         click.echo(f"  CTI endpoint (paste into your PBX): {base}/api/v1/cti/{config.token}")
-        click.echo(f"  caller log:                         {base}/api/v1/cti/log")
+        click.echo(f"  answers as:                         Zammad {config.profile.name} ({config.profile.releases})")
+        click.echo(f"  caller log:                         {base}/api/v1/cti/log"
+                   + (" (open: no credentials needed)" if open_caller_log else
+                      " (Authorization: Token token=<an agent's token of the configuration>)"))
         click.echo(f"  admin API:                          {base}/__admin/health")
         click.echo(f"  journal:                            {journal}")
         for fault in fault_list:
@@ -70,7 +86,8 @@ def serve(host: str, port: int, config_path: str | None, token: str | None, jour
         click.echo("Stop with Ctrl-C.")
         sys.stdout.flush()
 
-    app_config = {"CTI_CONFIG": config, "JOURNAL": journal, "FAULTS": fault_list, "BOOT_ID": uuid.uuid4().hex}
+    app_config = {"CTI_CONFIG": config, "JOURNAL": journal, "FAULTS": fault_list, "BOOT_ID": uuid.uuid4().hex,
+                  "OPEN_CALLER_LOG": open_caller_log}
     run_gunicorn(app_config, host, port, workers=workers, threads=threads, on_ready=announce)
 
 

@@ -35,7 +35,7 @@ class MockState:
         self._lock = threading.Lock()
         self._generation: object = None
         self._config = config
-        self._directory = Directory(config.contacts)
+        self._directory = Directory(config.contacts, config.first_contact_id)
         self._faults: list[dict[str, Any]] = list(faults)
         # A new start applies its configuration and faults; another worker of the same start adopts
         # what is there, which /__admin may have changed since.
@@ -51,7 +51,7 @@ class MockState:
         with self._lock:
             if "config" in values and values["config"] != self._config.to_shared():
                 self._config = MockConfig.from_shared(values["config"], token=self._config.token)
-                self._directory = Directory(self._config.contacts)
+                self._directory = Directory(self._config.contacts, self._config.first_contact_id)
             self._faults = values.get("faults") or []
             self._generation = generation
 
@@ -67,7 +67,7 @@ class MockState:
         """Swap the configuration; the next request, in any worker, sees it whole."""
         self._settings.write(config=config.to_shared())
         with self._lock:
-            self._config, self._directory = config, Directory(config.contacts)
+            self._config, self._directory = config, Directory(config.contacts, config.first_contact_id)
         self.refresh()
 
     def token_valid(self, token: Any) -> bool:

@@ -205,9 +205,9 @@ def _reject_with_403(push: Push, status: int, body: Any) -> tuple[int, Any] | No
 
 
 def _every_new_call_a_duplicate(push: Push, status: int, body: Any) -> tuple[int, Any] | None:
-    """Every newCall is answered ``500 Object already exists!``, as if its callId had been used before."""
+    """Every newCall is answered ``500 This object already exists.``, as if its callId had been used before."""
     if push.params.get("event") == "newCall" and status == 200:
-        return 500, {"error": "Object already exists!"}
+        return 500, {"error": "This object already exists.", "error_human": "This object already exists."}
     return None
 
 

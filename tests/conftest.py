@@ -54,19 +54,25 @@ def _pairs(params: Mapping[str, Any]) -> MultiDict:
     return MultiDict(pairs)
 
 
-def push_params(client: FlaskClient, params: Mapping[str, Any], encoding: str = "json", token: str | None = None):
-    """POST ``params`` to the CTI endpoint as ``json``, ``urlencoded``, ``multipart`` or ``query``."""
+def push_params(client: FlaskClient, params: Mapping[str, Any], encoding: str = "json", token: str | None = None,
+                accept: str | None = "*/*"):
+    """POST ``params`` to the CTI endpoint as ``json``, ``urlencoded``, ``multipart`` or ``query``.
+
+    ``Accept: */*`` by default, as curl and Python's requests send it (Zammad's error handler then
+    answers JSON); ``accept=None`` sends no Accept header, as Go's net/http does (HTML error pages).
+    """
     if token is None:
         token = mock_state(client.application).config.token
     url = f"/api/v1/cti/{token}"
+    headers = {"Accept": accept} if accept is not None else {}
     if encoding == "json":
-        return client.post(url, json=dict(params))
+        return client.post(url, json=dict(params), headers=headers)
     if encoding == "urlencoded":
-        return client.post(url, data=_pairs(params), content_type="application/x-www-form-urlencoded")
+        return client.post(url, data=_pairs(params), content_type="application/x-www-form-urlencoded", headers=headers)
     if encoding == "multipart":
-        return client.post(url, data=_pairs(params), content_type="multipart/form-data")
+        return client.post(url, data=_pairs(params), content_type="multipart/form-data", headers=headers)
     if encoding == "query":
-        return client.post(url, query_string=_pairs(params))
+        return client.post(url, query_string=_pairs(params), headers=headers)
     raise ValueError(f"unknown encoding {encoding!r}")
 
 

@@ -57,11 +57,11 @@ ZAMMADS_ANSWERS = [
     pytest.param(new_call("in", **{"from": "491715000000"}), 200, REJECT, id="blocked"),
     pytest.param(new_call("in", **{"from": "+491715000000"}), 200, {}, id="near-miss-not-blocked"),
     pytest.param(new_call("in"), 200, {}, id="inbound"),
-    pytest.param(new_call("out", to="498912345678"), 500, {"error": "Object already exists!"}, id="duplicate"),
+    pytest.param(new_call("out", to="498912345678"), 500, {"error": "This object already exists.", "error_human": "This object already exists."}, id="duplicate"),
     pytest.param(event("answer"), 200, {}, id="answer"),
     pytest.param(event("hangup", cause="normalClearing"), 500, {"error": ERROR_ID}, id="hangup-unknown-call"),
-    pytest.param(new_call("sideways"), 422, {"error": "Invalid direction!"}, id="invalid-direction"),
-    pytest.param({"event": "newCall", "callId": "c-1"}, 422, {"error": "Invalid direction!"}, id="no-direction"),
+    pytest.param(new_call("sideways"), 422, {"error": "Invalid 'direction'!"}, id="invalid-direction"),
+    pytest.param({"event": "newCall", "callId": "c-1"}, 422, {"error": "Invalid 'direction'!"}, id="no-direction"),
     pytest.param(event("ring"), 422, {"error": ERROR_ID}, id="unknown-event"),
     pytest.param(new_call("out", callId=None), 422, {"error": ERROR_ID}, id="routing-needs-a-call-id"),
 ]
@@ -164,7 +164,7 @@ def test_hangup_with_an_action_fails() -> None:
 
 
 def test_answer_refused_as_duplicate_fails() -> None:
-    fails(checks.answer_and_hangup_get_empty_answer, event("answer"), 500, {"error": "Object already exists!"})
+    fails(checks.answer_and_hangup_get_empty_answer, event("answer"), 500, {"error": "This object already exists.", "error_human": "This object already exists."})
 
 
 def test_invalid_direction_accepted_fails() -> None:
@@ -208,7 +208,7 @@ def test_error_texts_are_zammads() -> None:
     assert "Invalid token, please contact your admin!" in message
     fails(checks.errors_are_zammads, new_call("in"), 422, {"error": "direction is invalid"})
     fails(checks.errors_are_zammads, new_call("in"), 500, {"error": "Error ID 123: Please contact your administrator."})
-    fails(checks.errors_are_zammads, new_call("in"), 422, {"error": "Invalid direction!", "detail": "sideways"})
+    fails(checks.errors_are_zammads, new_call("in"), 422, {"error": "Invalid 'direction'!", "detail": "sideways"})
     fails(checks.errors_are_zammads, new_call("in"), 404, {"message": "not found"})
     # The web stack's own answers: the contract fixes the shape, not the text.
     checks.errors_are_zammads(CTI, {}, 400, {"error": "Malformed request body: could not parse JSON"})
@@ -222,10 +222,10 @@ def test_a_502_fails() -> None:
 
 
 def test_lifecycle_500_must_fit_the_event() -> None:
-    checks.only_lifecycle_5xx(CTI, new_call("in"), 500, {"error": "Object already exists!"})
+    checks.only_lifecycle_5xx(CTI, new_call("in"), 500, {"error": "This object already exists.", "error_human": "This object already exists."})
     checks.only_lifecycle_5xx(CTI, event("answer"), 500, {"error": ERROR_ID})
     fails(checks.only_lifecycle_5xx, new_call("in"), 500, {"error": ERROR_ID})
-    fails(checks.only_lifecycle_5xx, event("hangup"), 500, {"error": "Object already exists!"})
+    fails(checks.only_lifecycle_5xx, event("hangup"), 500, {"error": "This object already exists.", "error_human": "This object already exists."})
     fails(checks.only_lifecycle_5xx, event("hangup"), 500, {"error": "Internal Server Error"})
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from agent import AGENT_AUTH
 import requests
 from test_serve_process import ZAMMAD_CTI, Served, clean_env, free_port, stop
 from zammad_answers import ALREADY_EXISTS
@@ -169,7 +170,7 @@ def exercise(base_url: str, endpoint_url: str, prefix: str) -> None:
         assert statuses == {200: 1, 500: RACERS - 1}, f"{call_id}: {dict(statuses)}, expected one 200"
         assert all(body == ALREADY_EXISTS for status, body in results if status == 500), results
 
-    log = requests.get(f"{base_url}/api/v1/cti/log", timeout=10).json()["list"]
+    log = requests.get(f"{base_url}/api/v1/cti/log", headers=AGENT_AUTH, timeout=10).json()["list"]
     by_id = Counter(entry["call_id"] for entry in log)
     assert [call_id for call_id, n in by_id.items() if n > 1] == [], "a callId is in the caller log twice"
     assert len(log) == CALLS + RACES, f"the caller log holds {len(log)} calls, expected {CALLS + RACES}"

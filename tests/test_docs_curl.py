@@ -18,6 +18,7 @@ import shutil
 import subprocess
 
 import pytest
+from agent import AGENT_AUTH
 
 from mock_server import MockServer
 
@@ -91,14 +92,14 @@ def test_doc_command_gets_documented_answer(mock, token, command, documented_ans
 @pytest.mark.parametrize("command", [JSON_INBOUND, FORM_INBOUND], ids=["json", "form"])
 def test_doc_inbound_users_are_both_logged(mock, token, command):
     run_curl(runnable(command, mock, token))
-    entries = mock.app.test_client().get("/api/v1/cti/log").get_json()["list"]
+    entries = mock.app.test_client().get("/api/v1/cti/log", headers=AGENT_AUTH).get_json()["list"]
     assert [(e["to_comment"], e["from_comment"]) for e in entries] == [
         ("Christopher Miller, Emma Taylor", "Christopher Miller")]
 
 
 def test_doc_form_values_lose_their_quotes(mock, token):
     run_curl(runnable(FORM_OUTBOUND, mock, token))
-    entry = mock.app.test_client().get("/api/v1/cti/log").get_json()["list"][0]
+    entry = mock.app.test_client().get("/api/v1/cti/log", headers=AGENT_AUTH).get_json()["list"][0]
     assert (entry["from"], entry["to"], entry["from_comment"]) == ("496990009111", "492214710334", "Christopher Miller")
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent import AGENT_AUTH
 import requests
 from click.testing import CliRunner
 from test_serve_process import ZAMMAD_CTI, Served, children, clean_env, free_port, stop
@@ -66,7 +67,7 @@ class Mock:
         return self.http.get(f"{self.base}/__admin/findings", timeout=5).json()["findings"]
 
     def caller_log(self) -> list[dict[str, Any]]:
-        return self.http.get(f"{self.base}/api/v1/cti/log", timeout=5).json()["list"]
+        return self.http.get(f"{self.base}/api/v1/cti/log", headers=AGENT_AUTH, timeout=5).json()["list"]
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from agent import AGENT_AUTH
 import requests
 from test_serve_process import ZAMMAD_CTI, Served, clean_env, free_port, stop
 
@@ -64,7 +65,7 @@ def serve(tmp_path) -> Iterator:
 
 
 def caller_log(base: str) -> dict[str, dict[str, Any]]:
-    return {entry["call_id"]: entry for entry in requests.get(f"{base}/api/v1/cti/log", timeout=5).json()["list"]}
+    return {entry["call_id"]: entry for entry in requests.get(f"{base}/api/v1/cti/log", headers=AGENT_AUTH, timeout=5).json()["list"]}
 
 
 def test_sigterm_answers_requests_in_flight_and_keeps_the_journal(serve):

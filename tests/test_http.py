@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from agent import AGENT_AUTH
 import requests
 from zammad_answers import (
     ALREADY_EXISTS,
@@ -19,8 +20,10 @@ from zammad_answers import (
     FEATURE_DISABLED,
     INVALID_DIRECTION,
     INVALID_TOKEN,
+    NO_ROUTE,
     NOT_CONFIGURED,
     REJECT,
+    missing_column,
 )
 
 from mock_server import MockServer
@@ -30,7 +33,7 @@ DISABLED = FEATURE_DISABLED
 LOG_FIELDS = {
     "id", "call_id", "direction", "state", "from", "from_comment", "to", "to_comment", "queue", "comment",
     "done", "initialized_at", "start_at", "end_at", "duration_waiting_time", "duration_talking_time",
-    "preferences", "created_at", "updated_at",
+    "preferences", "created_at", "updated_at", "from_pretty", "to_pretty",
 }
 
 ENCODINGS = ("json", "urlencoded", "multipart", "query")
@@ -53,7 +56,7 @@ def with_value(params: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
 
 
 def caller_log(client) -> list[dict[str, Any]]:
-    response = client.get("/api/v1/cti/log")
+    response = client.get("/api/v1/cti/log", headers=AGENT_AUTH)
     assert response.status_code == 200
     return response.get_json()["list"]
 
@@ -205,12 +208,16 @@ def test_no_dial_without_match_and_default(make_app, documented, push):
     assert entry_of(client, "c1")["from"] == "493023125741"
 
 
-@pytest.mark.parametrize("to", ["", None], ids=["empty", "missing"])
-def test_no_dial_for_blank_to(client, push, to):
-    params = call("newCall", direction="out")
-    with_value(params, "to", to)
-    response = push(client, params)
+def test_no_dial_for_blank_to(client, push):
+    response = push(client, call("newCall", direction="out", to=""))
     assert (response.status_code, response.get_json()) == (200, {})
+
+
+def test_new_call_without_to_fails_the_not_null_column(client, push):
+    """Nothing to route, and cti_logs.to is NOT NULL: Zammad's handler answers 422 naming the column."""
+    params = with_value(call("newCall", direction="out"), "to", None)
+    response = push(client, params)
+    assert (response.status_code, response.get_json()) == (422, missing_column("to"))
 
 
 @pytest.mark.parametrize("event", ["answer", "hangup"])
@@ -322,22 +329,23 @@ def test_call_id_alias(client, push, encoding):
     assert entry_of(client, "c1")["state"] == "hangup"
 
 
-def test_query_and_json_body_merge_body_wins(client, token):
+def test_query_and_json_body_merge_query_wins(client, token):
+    """Rails: request_parameters.merge(query_parameters)."""
     response = client.post(
         f"/api/v1/cti/{token}",
-        query_string={"event": "newCall", "direction": "in", "from": "query-from", "callId": "m1", "queue": "q"},
-        json={"from": "493023125741", "to": "492214710334"},
+        query_string={"event": "newCall", "direction": "in", "from": "493023125741", "callId": "m1", "queue": "q"},
+        json={"from": "body-from", "to": "492214710334"},
     )
     assert (response.status_code, response.get_json()) == (200, {})
     entry = entry_of(client, "m1")
     assert (entry["from"], entry["to"], entry["queue"]) == ("493023125741", "492214710334", "q")
 
 
-def test_query_and_form_body_merge_body_wins(client, token):
+def test_query_and_form_body_merge_query_wins(client, token):
     response = client.post(
         f"/api/v1/cti/{token}",
-        query_string={"event": "newCall", "direction": "in", "to": "query-to", "callId": "m2"},
-        data={"to": "492214710334", "direction": "out"},
+        query_string={"event": "newCall", "direction": "out", "to": "492214710334", "callId": "m2"},
+        data={"to": "498912345678", "direction": "in"},
     )
     assert response.get_json() == {"action": "dial", "caller_id": "496990009111", "number": "492214710334"}
 
@@ -355,11 +363,20 @@ def test_json_body_that_is_not_an_object(client, token, body):
 
 @pytest.mark.parametrize("body", ['{"event": "newCall",', "{event: newCall}", "\xff"], ids=["truncated", "unquoted", "not-utf8"])
 def test_malformed_json(client, token, body):
-    response = client.post(f"/api/v1/cti/{token}", data=body.encode("latin-1"), content_type="application/json")
-    assert response.status_code == 400
+    """Rails' ParseError is a StandardError: Zammad's error handler answers 500 with an Error ID."""
+    response = client.post(f"/api/v1/cti/{token}", data=body.encode("latin-1"), content_type="application/json",
+                           headers={"Accept": "application/json"})
+    assert response.status_code == 500
     assert response.mimetype == "application/json"
     assert set(response.get_json()) == {"error"}
-    assert "JSON" in response.get_json()["error"]
+    assert ERROR_ID.match(response.get_json()["error"])
+
+
+def test_malformed_json_comes_after_the_integration_checks(make_app, documented):
+    documented["integration"] = False
+    client = make_app(CTI_CONFIG=documented).test_client()
+    response = client.post(f"/api/v1/cti/{documented['token']}", data=b'{"event":', content_type="application/json")
+    assert (response.status_code, response.get_json()) == (422, FEATURE_DISABLED)
 
 
 def test_empty_json_body_reads_as_no_parameters(client, token):
@@ -370,25 +387,63 @@ def test_empty_json_body_reads_as_no_parameters(client, token):
 # --------------------------------------------------------------------------- every answer is JSON
 
 
-def _requests_of_every_kind(client, token):
+def _requests_of_every_kind(client, token, accept):
     url = f"/api/v1/cti/{token}"
-    yield "dial", client.post(url, json=call("newCall", call_id="j1", direction="out"))
-    yield "empty", client.post(url, json=call("newCall", call_id="j2"))
-    yield "reject", client.post(url, json=call("newCall", call_id="j3", **{"from": "491715000000"}))
-    yield "401", client.post("/api/v1/cti/wrong", json=call("newCall"))
-    yield "422", client.post(url, json={"event": "newCall"})
-    yield "500", client.post(url, json=call("newCall", call_id="j2"))
-    yield "400", client.post(url, data="{", content_type="application/json")
-    yield "404", client.get("/api/v1/nothing-here")
-    yield "405", client.get(url)
-    yield "log", client.get("/api/v1/cti/log")
-    yield "health", client.get("/__admin/health")
+    headers = {"Accept": accept}
+    yield "dial", client.post(url, json=call("newCall", call_id="j1", direction="out"), headers=headers)
+    yield "empty", client.post(url, json=call("newCall", call_id="j2"), headers=headers)
+    yield "reject", client.post(url, json=call("newCall", call_id="j3", **{"from": "491715000000"}), headers=headers)
+    yield "401", client.post("/api/v1/cti/wrong", json=call("newCall"), headers=headers)
+    yield "422", client.post(url, json={"event": "newCall"}, headers=headers)
+    yield "500", client.post(url, json=call("newCall", call_id="j2"), headers=headers)
+    yield "500 malformed", client.post(url, data="{", content_type="application/json", headers=headers)
+    yield "404", client.get("/api/v1/nothing-here", headers=headers)
+    yield "404 GET push", client.get(url, headers=headers)
+    yield "log", client.get("/api/v1/cti/log", headers={**AGENT_AUTH, **headers})
+    yield "health", client.get("/__admin/health", headers=headers)
 
 
-def test_every_answer_is_json(client, token):
-    for kind, response in _requests_of_every_kind(client, token):
+@pytest.mark.parametrize("accept", ["application/json", "*/*", "text/html, application/json;q=0.9"])
+def test_every_answer_is_json_for_a_client_that_accepts_json(client, token, accept):
+    for kind, response in _requests_of_every_kind(client, token, accept):
         assert response.mimetype == "application/json", kind
         assert isinstance(json.loads(response.get_data(as_text=True)), dict), kind
+
+
+HANDLER_ERRORS = [
+    pytest.param({"event": "ring", "direction": "in", "callId": "x"}, 422, id="unknown-event"),
+    pytest.param({"event": "hangup", "direction": "in", "callId": "nobody"}, 500, id="unknown-call"),
+]
+CONTROLLER_ERRORS = [
+    pytest.param({"event": "newCall", "direction": "sideways", "callId": "x"}, 422, INVALID_DIRECTION, id="direction"),
+]
+
+
+@pytest.mark.parametrize(("params", "status"), HANDLER_ERRORS)
+@pytest.mark.parametrize("accept", [None, "text/html,application/xhtml+xml,*/*;q=0.8", "text/plain"],
+                         ids=["no-accept", "browser", "text"])
+def test_handler_errors_are_an_html_page_without_json_in_accept(client, push, params, status, accept):
+    """respond_to: format.json only for a JSON Accept; no Accept (Go's net/http) gets public/<status>.html."""
+    response = push(client, params, "urlencoded", accept=accept)
+    assert response.status_code == status
+    assert response.mimetype == "text/html"
+    assert "<html" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("params", "status", "body"), CONTROLLER_ERRORS)
+def test_controller_errors_stay_json_without_accept(client, push, params, status, body):
+    response = push(client, params, "urlencoded", accept=None)
+    assert (response.status_code, response.mimetype, response.get_json()) == (status, "application/json", body)
+    wrong = push(client, call("newCall"), "urlencoded", token="wrong", accept=None)
+    assert (wrong.status_code, wrong.mimetype, wrong.get_json()) == (401, "application/json", INVALID_TOKEN)
+
+
+@pytest.mark.parametrize("spelling", ["query", "path"])
+def test_format_json_parameter_or_path_asks_for_json(client, token, spelling):
+    url = f"/api/v1/cti/{token}.json" if spelling == "path" else f"/api/v1/cti/{token}?format=json"
+    response = client.post(url, data={"event": "hangup", "direction": "in", "callId": "nobody"})
+    assert (response.status_code, response.mimetype) == (500, "application/json")
+    assert ERROR_ID.match(response.get_json()["error"])
 
 
 # --------------------------------------------------------------------------- the caller log
@@ -396,8 +451,8 @@ def test_every_answer_is_json(client, token):
 
 def test_log_shape_and_fields(client, push):
     push(client, call("newCall"))
-    body = client.get("/api/v1/cti/log").get_json()
-    assert set(body) == {"list", "assets"}
+    body = client.get("/api/v1/cti/log", headers=AGENT_AUTH).get_json()
+    assert set(body) == {"list", "assets", "backends"}
     assert isinstance(body["assets"], dict)
     assert len(body["list"]) == 1
     assert set(body["list"][0]) == LOG_FIELDS
@@ -441,7 +496,7 @@ def test_outbound_callee_identified(client, push):
 def test_unknown_caller_has_no_comment(client, push):
     push(client, call("newCall", **{"from": "anonymous"}))
     entry = entry_of(client, "c1")
-    assert (entry["from_comment"], entry["preferences"]) == (None, {})
+    assert (entry["from_comment"], entry["preferences"]) == (None, {"from_pretty": "", "to_pretty": "+49 221 4710334"})
 
 
 # --------------------------------------------------------------------------- the admin API
@@ -560,18 +615,20 @@ def test_journal_never_contains_the_token(client, push, token):
 # --------------------------------------------------------------------------- HTTP outside Zammad's routes
 
 
-def test_unknown_route_is_json_404(client):
-    response = client.post("/api/v1/cti")
-    assert response.status_code == 404
-    assert response.mimetype == "application/json"
-    assert "No route matches [POST] /api/v1/cti" in response.get_json()["error"]
+def test_unknown_route_is_zammads_404(client):
+    """Zammad's catch-all route (errors#routing): 404, in the format the client accepts."""
+    response = client.post("/api/v1/cti", headers={"Accept": "application/json"})
+    assert (response.status_code, response.mimetype, response.get_json()) == (404, "application/json", NO_ROUTE)
+    assert "/api/v1/cti" in response.headers["X-Zammad-Cti-Mock-Hint"]
+    page = client.post("/api/v1/cti")
+    assert (page.status_code, page.mimetype) == (404, "text/html")
 
 
 def test_old_documentation_path_is_404_without_token(client, token):
-    response = client.post(f"/api/v1/integration/cti/{token}", json=call("newCall"))
-    assert response.status_code == 404
-    assert token not in response.get_data(as_text=True)
-    assert "/api/v1/cti/:token" in response.get_json()["error"]
+    response = client.post(f"/api/v1/integration/cti/{token}", json=call("newCall"), headers={"Accept": "*/*"})
+    assert (response.status_code, response.get_json()) == (404, NO_ROUTE)
+    assert token not in response.get_data(as_text=True) and token not in str(response.headers)
+    assert "old documentation" in response.headers["X-Zammad-Cti-Mock-Hint"]
 
 
 @pytest.mark.parametrize("path", ["/api/v1/integration/cti/{token}", "/api/v1/cti/{token}/extra"],
@@ -589,12 +646,10 @@ def test_trailing_slash_is_the_same_endpoint(client, token):
     assert response.get_json()["caller_id"] == "498999998145"
 
 
-def test_get_on_push_url_is_405(client, token):
-    response = client.get(f"/api/v1/cti/{token}")
-    assert response.status_code == 405
-    assert "POST" in response.headers["Allow"]
-    assert response.mimetype == "application/json"
-    assert set(response.get_json()) == {"error"}
+def test_get_on_push_url_is_404(client, token):
+    """Zammad routes only POST there; a GET falls through to the catch-all route."""
+    response = client.get(f"/api/v1/cti/{token}", headers={"Accept": "application/json"})
+    assert (response.status_code, response.get_json()) == (404, NO_ROUTE)
 
 
 @pytest.mark.parametrize("encoding", ["json", "urlencoded", "multipart"])
@@ -633,7 +688,7 @@ def test_concurrent_life_cycles_lose_nothing():
         with ThreadPoolExecutor(max_workers=calls) as pool:
             results = list(pool.map(life_cycle, range(calls)))
         with local_session() as session:
-            entries = session.get(f"{mock.url}/api/v1/cti/log", timeout=10).json()["list"]
+            entries = session.get(f"{mock.url}/api/v1/cti/log", headers=AGENT_AUTH, timeout=10).json()["list"]
             health = session.get(f"{mock.url}/__admin/health", timeout=10).json()
 
     assert results == [[200, 200, 200]] * calls

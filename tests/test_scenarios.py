@@ -43,6 +43,7 @@ from contract_tests.scenarios import (
     scenario_from_mapping,
 )
 from mock_server import create_app, load_config
+from mock_server.zammad.profiles import load_profile, profile_names
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
@@ -51,7 +52,7 @@ SCENARIO_SCHEMA = json.loads((FIXTURES / "scenario.schema.json").read_text(encod
 SPEC: dict[str, Any] = yaml.safe_load((ROOT / "openapi.yaml").read_text(encoding="utf-8"))
 PUSH = SPEC["paths"]["/api/v1/cti/{token}"]["post"]
 DOCUMENTED_TOKEN = load_config(FIXTURES / "documented-config.json").token
-API_TOKEN = "api-token-5e1f0c7a"
+API_TOKEN = json.loads((FIXTURES / "documented-config.json").read_text())["agents"][0]["token"]  # the documented agent
 MUNICH = "498999998145"
 ERROR_ID = "Error ID aB3_x-9Q: Please contact your administrator."
 
@@ -138,7 +139,11 @@ def answer_cases() -> list[Any]:
 def _answer_cases() -> Iterator[Any]:
     for scenario in SCENARIOS:
         for number, step in enumerate(scenario.steps, 1):
-            yield pytest.param(step.expect, id=f"{scenario.name}-step{number}")
+            if step.expect.error is None:
+                yield pytest.param(step.expect, id=f"{scenario.name}-step{number}")
+                continue
+            for name in profile_names():  # a named refusal: in each Zammad version's words
+                yield pytest.param(step.expect.resolved(load_profile(name)), id=f"{scenario.name}-step{number}-{name}")
 
 
 def caller_log_cases() -> list[Any]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent import AGENT_AUTH
 import requests
 import yaml
 from broken_targets import BROKEN
@@ -79,7 +80,7 @@ def mock() -> Iterator[MockServer]:
 
 
 def caller_log(server: MockServer) -> dict[str, dict[str, Any]]:
-    entries = requests.get(f"{server.url}/api/v1/cti/log", timeout=10).json()["list"]
+    entries = requests.get(f"{server.url}/api/v1/cti/log", headers=AGENT_AUTH, timeout=10).json()["list"]
     return {entry["call_id"]: entry for entry in entries}
 
 
@@ -332,7 +333,7 @@ def test_an_error_inside_the_simulator_fails_the_run_instead_of_shrinking_it(sce
     ("callerId-key", "expected 200 dial 498999998145, got 200 dial without caller_id (keys action, callerId, number)"),
     ("routing-ignored", "expected 200 dial 498999998145, got 200 dial 496990009111"),
     ("rejects-all-inbound", "expected 200 {}, got 200 reject busy"),
-    ("ignores-multipart", "got 422 error Invalid direction!"),
+    ("ignores-multipart", "got 422 error Invalid 'direction'!"),
     ("reject-403", "expected 200 reject busy, got 403 reject busy"),
 ]])
 def test_a_target_that_gets_zammad_wrong_fails_the_simulation(scenario, name, wrong):

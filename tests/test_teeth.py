@@ -43,7 +43,7 @@ CAUGHT_BY: dict[str, tuple[tuple[str, ...], str]] = {
     "user-array-crash": (("fixtures", "examples"), r"\b500\b"),
     "html-errors": (("fixtures", "examples"), r"text/html"),
     "reject-403": (("fixtures", "examples"), r"\b403\b"),
-    "newcall-always-duplicate": (("fixtures", "examples"), r"Object already exists"),
+    "newcall-always-duplicate": (("fixtures", "examples"), r"This object already exists"),
 }
 
 JUNIT_TARGET = "any-token"  # the run whose failures show the most (wrong) tokens

@@ -38,16 +38,17 @@ CODES: dict[str, tuple[str, str]] = {
     "invalid-direction": (ERROR, "direction is neither in nor out; Zammad answers 422 and drops the event"),
     "invalid-event": (ERROR, "event is none of newCall, answer, hangup; Zammad answers 422 and drops it"),
     "invalid-cause": (WARNING, "cause is none of Zammad's seven hangup causes"),
-    "callid-too-long": (ERROR, "callId is longer than the 250 characters Zammad stores"),
+    "callid-too-long": (ERROR, "callId is longer than the 250 characters Zammad stores: it is cut, later events miss it"),
     "invalid-value": (ERROR, "a value outside what the contract allows"),
     "repeated-plain-key": (WARNING, "a key sent several times without []: Zammad keeps only the last value"),
     "wrong-token": (ERROR, "the token in the URL is not Zammad's; it answers 401 and drops the event"),
-    "malformed-body": (ERROR, "a body Zammad cannot parse; it answers 400"),
+    "malformed-body": (ERROR, "a body Zammad cannot parse; it answers 500 (JSON) or 400 (form)"),
     "body-too-large": (ERROR, "a body over the mock's size limit; it answers 413"),
     "feature-disabled": (INFO, "the CTI integration is switched off in the mock's configuration"),
     "not-configured": (INFO, "the mock's cti_config is blank"),
     "event-before-newcall": (ERROR, "answer or hangup for a call that no newCall created; Zammad answers 500"),
     "duplicate-newcall": (ERROR, "a second newCall with a callId already used; Zammad answers 500"),
+    "answer-user-not-a-string": (ERROR, "user is no string on an inbound answer; Zammad saves it, then answers 500"),
     "answer-after-hangup": (WARNING, "answer for a call already hung up; Zammad ignores it"),
     "direction-changed": (ERROR, "the direction changed within one call"),
     "number-changed": (WARNING, "from or to changed within one call"),
@@ -149,8 +150,9 @@ def _finding_for(error: jsonschema.ValidationError, instance: Mapping[str, Any],
         return [Finding(code, f"'{field}' is {_short(error.instance)}; allowed: {error.validator_value}. "
                               f"{consequence}", field)]
     if error.validator == "maxLength" and field in ("callId", "call_id"):
-        return [Finding("callid-too-long", f"{field} has {len(error.instance)} characters; Zammad stores at most "
-                                           f"{error.validator_value}, a longer one fails to save.", field)]
+        return [Finding("callid-too-long", f"{field} has {len(error.instance)} characters; Zammad cuts it to "
+                                           f"{error.validator_value} before saving, so later events that send the "
+                                           "whole ID find no call (500).", field)]
     if error.validator in ("oneOf", "anyOf") and error.context:
         # e.g. user: neither a string nor an array of strings; report the closest branch.
         best = jsonschema.exceptions.best_match(error.context)
@@ -161,8 +163,10 @@ def _finding_for(error: jsonschema.ValidationError, instance: Mapping[str, Any],
 
 def _missing_message(name: str) -> str:
     consequence = {
-        "from": "Zammad logs the call without a calling number and cannot identify the caller.",
-        "to": "Zammad logs the call without a called number; an outbound call gets no caller ID.",
+        "from": "on a newCall the caller log's NOT NULL from column refuses it: Zammad answers 422 "
+                "(Attribute 'from\" of relation \"cti_logs' required!).",
+        "to": "on a newCall the caller log's NOT NULL to column refuses it: Zammad answers 422, and an outbound "
+              "call gets no caller ID.",
         "direction": "Zammad answers 422 Invalid direction!",
         "event": "Zammad answers 422 with an Error ID.",
     }.get(name, "the contract requires it.")
@@ -236,7 +240,9 @@ def request_findings(
                                                   "web server refuses such bodies too. A CTI event is a few hundred bytes."))
         return findings
     if outcome == "malformed-body" or params is None:
-        findings.append(Finding("malformed-body", "The body could not be parsed; Zammad answers 400 and ignores the event."))
+        answer = "500 with an Error ID" if encoding == "json" else "400"
+        findings.append(Finding("malformed-body", f"The body could not be parsed; Zammad answers {answer} and ignores "
+                                                  "the event."))
         return findings
     if outcome in ("feature-disabled", "not-configured"):
         findings.append(Finding(outcome, CODES[outcome][1] + "."))
@@ -257,7 +263,12 @@ def _life_cycle_findings(params: Mapping[str, Any], outcome: str, new_call: Mapp
                                                         "500 and drops it. Send newCall first, with the same callId."))
     elif outcome == "duplicate-call":
         findings.append(Finding("duplicate-newcall", "newCall with a callId already used: Zammad answers 500 "
-                                                     "(Object already exists!). Use a new callId for every call."))
+                                                     "(This object already exists.). Use a new callId for every call."))
+    elif outcome == "internal-error" and event == "answer":
+        findings.append(Finding("answer-user-not-a-string", f"user is {_short(params.get('user'))} on an inbound "
+                                "answer: Zammad saves the answer, then looks the agent up with user.downcase, which "
+                                "fails, and answers 500. Send one user name (user=..., not user[]) on answer, or an "
+                                "answeringNumber of the agent.", "user"))
     elif outcome == "ignored":
         findings.append(Finding("answer-after-hangup", "answer after the call was hung up: Zammad ignores it "
                                                        "(the caller log keeps the hangup)."))

@@ -56,7 +56,8 @@ def without_token(params: dict[str, Any]) -> dict[str, Any]:
 def push_record(*, method: str, path: str, content_type: str | None, encoding: str | None,
                 params: dict[str, Any] | None, repeated_keys: list[str], token_valid: bool, status: int,
                 answer: dict[str, Any], outcome: str, reason: str, details: dict[str, Any],
-                duration_ms: float, fault: dict[str, Any] | None) -> dict[str, Any]:
+                duration_ms: float, fault: dict[str, Any] | None, accept: str | None = None,
+                html: bool = False) -> dict[str, Any]:
     """One journal entry as a plain dict (no Flask objects: it crosses to the writer thread)."""
     shown = without_token(params) if params is not None else None
     return {
@@ -77,6 +78,8 @@ def push_record(*, method: str, path: str, content_type: str | None, encoding: s
         "details": details,
         "duration_ms": round(duration_ms, 3),
         "fault": fault,
+        "accept": accept,
+        "html": html,  # Zammad's HTML error page was sent: the request's Accept did not ask for JSON
     }
 
 

@@ -6,6 +6,7 @@
 | POST /__admin/reset           | clears the caller log and the journal                 |
 | GET  /__admin/config          | the running configuration, token masked               |
 | PUT  /__admin/config          | replaces it (a body without ``token`` keeps the token) |
+| GET  /__admin/calllog         | the whole caller log, newest first, without Zammad's agent check or notify_map filter |
 | GET  /__admin/requests        | the journal (``?call_id=``, ``?limit=``, ``?since=``, ``?after=<id>``) |
 | GET  /__admin/findings        | what the PBX did wrong (``?call_id=``, ``?since=``)   |
 | GET  /__admin/faults          | the active faults                                     |
@@ -45,6 +46,14 @@ def health():
 def reset():
     mock_state(current_app).reset()
     return jsonify({"status": "reset"})
+
+
+@bp.get("/calllog")
+def caller_log_unfiltered():
+    """The inspector's view: every kept entry (Zammad's own route wants an agent and filters by queue)."""
+    state = mock_state(current_app)
+    limit = request.args.get("limit", type=int) or state.config.view_limit
+    return jsonify({"list": state.calls.newest(limit), "view_limit": state.config.view_limit})
 
 
 @bp.get("/config")

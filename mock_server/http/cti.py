@@ -6,6 +6,7 @@ Flask route below and the fast path in :mod:`.fast_path` both call it.
 
 from __future__ import annotations
 
+import html
 import json
 import socket
 import time
@@ -14,14 +15,17 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request, Response
 
 from ..admin.faults import MAX_HANG_SECONDS, latency_seconds
 from ..admin.journal import push_record
 from ..state import MockState, mock_state
+from ..zammad.caller_log import caller_log_answer, reader_of
 from ..zammad.endpoint import Answer, push
 from ..zammad.errors import CtiError, error_id_message
-from .request_params import MalformedBody, parse_request
+from .negotiation import ERROR_PAGE, wants_json
+from .request_params import MalformedBody, UnreadableJson, encoding_of, parse_request
 
 bp = Blueprint("cti", __name__)
 
@@ -57,6 +61,19 @@ class PushReply:
     status: int
     body: Any
     drop: bool = False
+    html: bool = False  # Zammad's HTML error page instead of the JSON body
+
+    def encoded(self) -> tuple[bytes, str]:
+        """The bytes to send and their content type."""
+        if self.html:
+            return html_error_page(self.status, self.body), "text/html; charset=utf-8"
+        return json_bytes(self.body), "application/json"
+
+
+def html_error_page(status: int, body: Any) -> bytes:
+    message = body.get("error_human") or body.get("error") if isinstance(body, dict) else ""
+    return ERROR_PAGE.format(status=status, phrase=HTTP_STATUS_CODES.get(status, ""),
+                             message=html.escape(str(message or ""))).encode("utf-8")
 
 
 def answer_push(state: MockState, request: Request, token: str) -> Response:
@@ -64,7 +81,14 @@ def answer_push(state: MockState, request: Request, token: str) -> Response:
     reply = push_reply(state, request, token)
     if reply.drop:
         return drop_connection(request.environ)
-    return json_response(reply.body, reply.status)
+    data, content_type = reply.encoded()
+    return Response(data, status=reply.status, content_type=content_type)
+
+
+def split_format(token: str) -> tuple[str, str | None]:
+    """Rails' ``/api/v1/cti/:token(.:format)``: ``abc.json`` is token ``abc`` in format ``json``."""
+    name, dot, fmt = token.partition(".")
+    return (name, fmt) if dot else (token, None)
 
 
 def push_reply(state: MockState, request: Request, token: str) -> PushReply:
@@ -73,28 +97,35 @@ def push_reply(state: MockState, request: Request, token: str) -> PushReply:
     started = time.perf_counter()
     parsed = None
     fault = None
+    token, path_format = split_format(token)
     try:
-        parsed = parse_request(request)
-        fault = state.take_fault(parsed.params.get("event")) if state.faults else None
+        unreadable = None
+        try:
+            parsed = parse_request(request)
+        except UnreadableJson as exc:
+            unreadable = CtiError("internal-error", f"{exc} (Rails: ActionDispatch::Http::Parameters::ParseError, "
+                                                    "rescued as StandardError)")
+        params = parsed.params if parsed else None
+        fault = state.take_fault(params.get("event") if params else None) if state.faults else None
         if fault is not None and fault["kind"] != "latency":
             answer = _fault_answer(fault)
         else:
-            answer = push(state.config, state.calls, state.directory, token, parsed.params)
+            answer = push(state.config, state.calls, state.directory, token, params, unreadable)
     except MalformedBody as exc:
         answer = Answer(400, {"error": str(exc)}, str(exc), outcome="malformed-body")
     except HTTPException as exc:  # Werkzeug's 413 for a body over the limit
         message = http_error_message(exc, request.max_content_length)
         answer = Answer(exc.code or 400, {"error": message}, message,
                         outcome="body-too-large" if exc.code == 413 else "malformed-body")
-    except CtiError as exc:
-        answer = Answer(exc.status, exc.body, exc.detail, outcome=exc.code)
+    as_html = answer.via_handler and not wants_json(
+        request.headers.get("Accept"), path_format or (parsed.params.get("format") if parsed else None))
     if fault is not None and fault["kind"] == "latency":
         time.sleep(latency_seconds(fault))
     state.journal.record(push_record(
         method=request.method,
         path=request.path,
         content_type=request.content_type,
-        encoding=parsed.encoding if parsed else None,
+        encoding=parsed.encoding if parsed else encoding_of(request),
         params=parsed.params if parsed else None,
         repeated_keys=parsed.repeated_keys if parsed else [],
         token_valid=state.token_valid(token),
@@ -105,12 +136,14 @@ def push_reply(state: MockState, request: Request, token: str) -> PushReply:
         details=answer.details,
         duration_ms=(time.perf_counter() - started) * 1000,
         fault=fault,
+        accept=request.headers.get("Accept"),
+        html=as_html,
     ))
     if fault is not None and fault["kind"] in ("drop", "hang"):
         if fault["kind"] == "hang":
             time.sleep(min(float(fault.get("seconds", 60)), MAX_HANG_SECONDS))
         return PushReply(0, None, drop=True)
-    return PushReply(answer.status, answer.body)
+    return PushReply(answer.status, answer.body, html=as_html)
 
 
 def _fault_answer(fault: dict[str, Any]) -> Answer:
@@ -135,7 +168,19 @@ def drop_connection(environ: dict[str, Any]) -> Response:
 
 @bp.get("/api/v1/cti/log")
 def caller_log():
-    """Zammad's caller log; a real Zammad wants an agent's session or API token here."""
+    """Zammad's caller log, for an agent who names their API token (``app/controllers/cti_controller.rb``)."""
     state = mock_state(current_app)
     state.refresh()
-    return jsonify({"list": state.calls.newest(state.config.view_limit), "assets": {}})
+    config = state.config
+    try:
+        agent = reader_of(config, request.headers.get("Authorization"), current_app.config.get("OPEN_CALLER_LOG"))
+    except CtiError as exc:
+        reply = config.profile.reply(exc)
+        as_html = not wants_json(request.headers.get("Accept"), request.args.get("format"))
+        answer = PushReply(reply.status, reply.body, html=as_html)
+        data, content_type = answer.encoded()
+        response = Response(data, status=reply.status, content_type=content_type)
+        response.headers["X-Failure"] = reply.body.get("error_human") or reply.body.get("error", "")
+        return response
+    # Filtering can drop most entries: read all that are kept, newest first (a rare, admin-side read).
+    return jsonify(caller_log_answer(config, state.calls.newest(len(state.calls)), state.directory, agent))

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Request
 
 from ..state import MockState
 from ..zammad.errors import error_id_message
-from .cti import PushReply, drop_connection, json_bytes, push_reply
+from .cti import PushReply, drop_connection, push_reply
 
 _PUSH_PATH = re.compile(r"^/api/v1/cti/([^/]+)/?$")
 _STATUS_LINES = {code: f"{code} {HTTP_STATUS_CODES[code]}" for code in (200, 400, 401, 413, 422, 500)}
@@ -50,7 +50,7 @@ class PushFastPath:
             reply = PushReply(500, {"error": error_id_message()})
         if reply.drop:
             return drop_connection(environ)(environ, start_response)
-        body = json_bytes(reply.body)
+        body, content_type = reply.encoded()
         start_response(_STATUS_LINES.get(reply.status) or f"{reply.status} {HTTP_STATUS_CODES.get(reply.status, 'Unknown')}",
-                       [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+                       [("Content-Type", content_type), ("Content-Length", str(len(body)))])
         return [body]

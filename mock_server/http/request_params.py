@@ -1,8 +1,9 @@
 """Turn a Flask request into the parameter map Zammad (Rails) would build.
 
 Query-string variables, a JSON body, an ``application/x-www-form-urlencoded``
-body or a ``multipart/form-data`` body all end up in one map; the folding
-rules themselves live in :mod:`mock_server.zammad.params`.
+body (also a body sent without any ``Content-Type``: Rack's ``form_data?`` is
+true when there is no media type) or a ``multipart/form-data`` body all end
+up in one map; the folding rules themselves live in :mod:`mock_server.zammad.params`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from ..zammad.params import ParamsTooDeep, fold_pairs, merge_params
 
 
 class MalformedBody(ValueError):
-    """A body Rails could not parse (Zammad answers 400)."""
+    """A body Rack could not parse (answered 400 before Zammad's code runs)."""
+
+
+class UnreadableJson(MalformedBody):
+    """A JSON body Rails could not parse: Zammad's error handler answers it (a 500 with an Error ID)."""
 
 
 @dataclass
@@ -39,9 +44,9 @@ def encoding_of(request: Request) -> str:
         return "urlencoded"
     if mimetype == "multipart/form-data":
         return "multipart"
-    if not request.content_length and not mimetype:
-        return "query"
-    return mimetype or "unknown"
+    if not mimetype:
+        return "urlencoded" if request.content_length else "query"  # Rack reads it as a form
+    return mimetype
 
 
 def parse_request(request: Request) -> ParsedRequest:
@@ -150,15 +155,15 @@ def _json_body(raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise MalformedBody(f"the JSON body is not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})") from exc
+        raise UnreadableJson(f"the JSON body is not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})") from exc
     try:
         data = _JSON.decode(text)
     except json.JSONDecodeError as exc:
-        raise MalformedBody(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        raise UnreadableJson(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except ValueError as exc:
-        raise MalformedBody(f"the body is not valid JSON: {exc}") from exc
+        raise UnreadableJson(f"the body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
-        raise MalformedBody("the JSON body is nested too deeply") from exc
+        raise UnreadableJson("the JSON body is nested too deeply") from exc
     if isinstance(data, dict):
         return data
     # Rails wraps a JSON body that is not an object under "_json".

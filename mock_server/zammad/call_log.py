@@ -19,16 +19,18 @@ from ..db import Database
 from .caller_id import Directory
 from .calls import (
     DEFAULT_MAX_ENTRIES,
+    EVENTS,
     CallFacts,
     CallLogEntry,
     Clock,
     answer_call,
+    answer_fails_after_saving,
     hang_up_call,
     new_call_entry,
-    storable_call_id,
     utc_now,
 )
-from .errors import ALREADY_EXISTS, CtiError, error_id_message
+from .errors import CtiError
+from .ruby import to_s
 
 _TIME_FIELDS = {"initialized_at", "start_at", "end_at", "created_at", "updated_at"}
 _FIELD_NAMES = [f.name for f in fields(CallLogEntry)]
@@ -52,9 +54,10 @@ def _load(row_id: int, text: str) -> CallLogEntry:
     return CallLogEntry(**{name: data.get(name) for name in _FIELD_NAMES})
 
 
-def _key(call_id: Any) -> str:
-    # Zammad's call_id column is a string: a JSON number 5 and "5" are one call.
-    return "" if call_id is None else str(call_id)
+def _key(call_id: Any) -> str | None:
+    # Zammad looks calls up with find_by(call_id: ...) on a string column: a JSON number 5
+    # and "5" are one call, and an ID longer than the stored (cut) one finds nothing.
+    return to_s(call_id)
 
 
 class CallLog:
@@ -67,28 +70,27 @@ class CallLog:
         # Prune now and then, not on every call: between max_entries and 10% more are kept.
         self._prune_every = max(1, min(1_000, max_entries // 10))
 
-    def process(self, params: Mapping[str, Any], directory: Directory) -> CallLogEntry | None:
-        """Record one event; raises the :class:`CtiError` a real Zammad would answer with."""
+    def process(self, params: Mapping[str, Any], directory: Directory, agent_found: bool = False) -> CallLogEntry | None:
+        """Record one event; raises the :class:`CtiError` a real Zammad would answer with.
+
+        ``agent_found``: an ``answeringNumber`` named a known agent (see
+        :func:`.calls.answer_fails_after_saving`).
+        """
         facts = CallFacts.of(params, directory)
         event = params.get("event")
-        if event not in ("newCall", "answer", "hangup"):
-            raise CtiError(
-                422, error_id_message(),
-                f"event {event!r} is none of newCall, answer, hangup (Zammad: ArgumentError Unknown event)",
-                code="unknown-event",
-            )
+        if event not in EVENTS:
+            raise CtiError("unknown-event",
+                           f"event {event!r} is none of newCall, answer, hangup (Zammad: ArgumentError Unknown event)")
         key = _key(facts.call_id)
         if event == "newCall":
             return self._create(key, params, facts)
         while True:
             with self._db.connection() as conn:
-                row = conn.execute("SELECT id, entry FROM calls WHERE call_id = ?", (key,)).fetchone()
+                row = None if key is None else conn.execute(
+                    "SELECT id, entry FROM calls WHERE call_id = ?", (key,)).fetchone()
             if row is None:
-                raise CtiError(
-                    500, error_id_message(),
-                    f"{event} for callId {facts.call_id!r}, which no newCall created (Zammad: No such call_id)",
-                    code="unknown-call",
-                )
+                raise CtiError("unknown-call",
+                               f"{event} for callId {facts.call_id!r}, which no newCall created (Zammad: No such call_id)")
             entry = _load(*row)
             now = self._clock()
             if event == "answer":
@@ -101,19 +103,27 @@ class CallLog:
             cursor = self._db.write("UPDATE calls SET entry = ? WHERE id = ? AND entry = ?",
                                     (_dump(entry), entry.id, row[1]))
             if cursor.rowcount:
-                return entry
+                break
+        if answer_fails_after_saving(params) and not agent_found:
+            raise CtiError("internal-error", "inbound answer with user as an array (or another non-string): Zammad "
+                                             "calls user.downcase to find the answering agent, a NoMethodError; "
+                                             "the caller-log entry was already updated to answer")
+        return entry
 
-    def _create(self, key: str, params: Mapping[str, Any], facts: CallFacts) -> CallLogEntry:
-        refused = storable_call_id(facts.call_id)
-        if refused:
-            raise CtiError(500, error_id_message(), refused, code="call-id-refused")
+    def _create(self, key: str | None, params: Mapping[str, Any], facts: CallFacts) -> CallLogEntry:
+        if key is not None:
+            with self._db.connection() as conn:
+                if conn.execute("SELECT 1 FROM calls WHERE call_id = ?", (key,)).fetchone():
+                    raise CtiError("duplicate-call", f"a call with callId {facts.call_id!r} already exists "
+                                                     "(Zammad: RuntimeError call_id ... already exists!)")
         entry = new_call_entry(0, params, facts, self._clock())
-        # One statement, atomic on its own: the unique call_id decides between
-        # two newCalls racing for the same callId, in any worker.
-        cursor = self._db.write("INSERT OR IGNORE INTO calls (call_id, entry) VALUES (?, ?)", (key, _dump(entry)))
+        # One statement, atomic on its own: the unique call_id decides between two newCalls
+        # racing for the same callId, and between IDs that are one once cut at 250 characters.
+        cursor = self._db.write("INSERT OR IGNORE INTO calls (call_id, entry) VALUES (?, ?)",
+                                (entry.call_id, _dump(entry)))
         if cursor.rowcount == 0:
-            raise CtiError(500, ALREADY_EXISTS, f"a call with callId {facts.call_id!r} already exists",
-                           code="duplicate-call")
+            raise CtiError("duplicate-call-race", f"the caller log already holds call ID {entry.call_id!r} "
+                                                  "(the unique index on call_id: ActiveRecord::RecordNotUnique)")
         entry.id = cursor.lastrowid
         if entry.id % self._prune_every == 0:
             # Bounded: a long load test must not grow the database without end.
@@ -128,7 +138,7 @@ class CallLog:
 
     def get(self, call_id: Any) -> dict[str, Any] | None:
         with self._db.connection() as conn:
-            row = conn.execute("SELECT id, entry FROM calls WHERE call_id = ?", (_key(call_id),)).fetchone()
+            row = conn.execute("SELECT id, entry FROM calls WHERE call_id = ?", (_key(call_id) or "",)).fetchone()
         return _load(*row).to_json() if row else None
 
     def unfinished(self, started_before: datetime) -> list[dict[str, Any]]:

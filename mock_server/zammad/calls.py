@@ -14,9 +14,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .caller_id import Directory
+from .errors import CtiError
+from .pretty import pretty_number
+from .ruby import blank, to_s, truthy
 
 EVENTS = ("newCall", "answer", "hangup")
-MAX_CALL_ID_LENGTH = 250  # Zammad's cti_logs.call_id: a string of at most 250 characters, never null
+MAX_CALL_ID_LENGTH = 250  # Zammad's cti_logs.call_id: longer IDs are cut to this length
 DEFAULT_MAX_ENTRIES = 10_000
 
 Clock = Callable[[], datetime]
@@ -38,37 +41,33 @@ def whole_seconds_between(start: datetime, end: datetime) -> int:
     return int(end.timestamp()) - int(start.timestamp())
 
 
-def column(value: Any) -> str | None:
-    """A value as Zammad's string columns store it: Rails casts with Ruby's ``to_s``.
+# Zammad's cti_logs string columns and their lengths (db/migrate/20120101000001_create_base.rb).
+COLUMN_LIMITS = {"direction": 20, "state": 20, "from": 100, "from_comment": 250, "to": 100, "to_comment": 250,
+                 "queue": 250, "call_id": 250, "comment": 500}
+# The NOT NULL string columns, in table order: PostgreSQL names the first one a row leaves empty.
+NOT_NULL_COLUMNS = ("direction", "state", "from", "to", "call_id")
 
-    A JSON number 4930 is stored as "4930", true as "t"; arrays and hashes as
-    Ruby prints them. The caller log therefore only ever holds strings.
+
+def column(value: Any, name: str) -> str | None:
+    """A value as Zammad saves it in the string column ``name``.
+
+    Rails casts with Ruby's ``to_s``; then Zammad cuts a string longer than
+    its column to the column's length and strips NUL characters, instead of
+    refusing it (``app/models/application_model/checks_attribute_values_and_length.rb``).
     """
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    return _ruby_inspect(value) if isinstance(value, (list, dict)) else str(value)
-
-
-def _ruby_inspect(value: Any, depth: int = 0) -> str:
-    if depth > 40:  # deeper than any PBX sends; the column gets a cut-off text, never a crash
-        return "..."
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_ruby_inspect(k, depth + 1)}=>{_ruby_inspect(v, depth + 1)}"
-                               for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_ruby_inspect(item, depth + 1) for item in value) + "]"
-    if value is None:
-        return "nil"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return column(value)
+    text = to_s(value)
+    if text is None or not text.strip():
+        return text
+    limit = COLUMN_LIMITS[name]
+    if len(text) > limit:
+        text = text[:limit]
+    return text.replace("\x00", "")
 
 
 def call_id_of(params: Mapping[str, Any]) -> Any:
-    """``callId``, else ``call_id`` (Zammad: ``params['callId'] || params['call_id']``)."""
-    return params.get("callId") or params.get("call_id")
+    """Zammad: ``params['callId'] || params['call_id']``: Ruby's ``||``, so ``""`` counts as given."""
+    call_id = params.get("callId")
+    return call_id if truthy(call_id) else params.get("call_id")
 
 
 def user_of(params: Mapping[str, Any]) -> Any:
@@ -101,6 +100,11 @@ class CallLogEntry:
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
+    def set_pretty(self) -> None:
+        """Zammad's ``before_create``/``before_update`` hook: the numbers as the caller log shows them."""
+        self.preferences["from_pretty"] = pretty_number(self.from_)
+        self.preferences["to_pretty"] = pretty_number(self.to)
+
     def to_json(self) -> dict[str, Any]:
         """The entry as ``GET /api/v1/cti/log`` lists it."""
         return {
@@ -123,12 +127,20 @@ class CallLogEntry:
             "preferences": self.preferences,
             "created_at": rails_time(self.created_at),
             "updated_at": rails_time(self.updated_at),
+            "from_pretty": self.preferences.get("from_pretty"),
+            "to_pretty": self.preferences.get("to_pretty"),
         }
+
+    @property
+    def user_ids(self) -> list[int]:
+        """The users caller identification found, whose records the caller log's ``assets`` hold."""
+        return [record["user_id"] for side in ("from", "to") for record in self.preferences.get(side) or ()
+                if isinstance(record, dict) and record.get("user_id") is not None]
 
 
 @dataclass(frozen=True)
 class CallFacts:
-    """What Zammad derives from one event's parameters before it touches the log."""
+    """What Zammad derives from one event's parameters before it touches the log (``Cti::Log.process``)."""
 
     call_id: Any
     direction: Any
@@ -146,18 +158,16 @@ class CallFacts:
         direction = params.get("direction")
         if direction == "in":
             # Inbound: the called agent (or queue) is "to"; identify the caller.
-            to_comment = user or queue or None
-            from_comment = directory.comment_for(params.get("from"))
-            found = directory.preferences_for(params.get("from"))
-            preferences = {"from": found} if found else {}
-            queue = queue or params.get("to")
+            to_comment = user if not blank(user) else queue if not blank(queue) else None
+            found = directory.identify(params.get("from"))
+            from_comment, preferences = found.comment, found.preferences("from")
+            queue = params.get("to") if blank(queue) else queue
         else:
             # Outbound: the agent is "from"; identify the person called.
             from_comment = user
-            to_comment = directory.comment_for(params.get("to"))
-            found = directory.preferences_for(params.get("to"))
-            preferences = {"to": found} if found else {}
-            queue = queue or params.get("from")
+            found = directory.identify(params.get("to"))
+            to_comment, preferences = found.comment, found.preferences("to")
+            queue = params.get("from") if blank(queue) else queue
         return cls(
             call_id=call_id_of(params),
             direction=direction,
@@ -170,40 +180,43 @@ class CallFacts:
         )
 
 
-def storable_call_id(call_id: Any) -> str | None:
-    """Why Zammad's database refuses this call ID for a new call, or None when it takes it.
-
-    The column is ``string(250), null: false``: a missing or over-long callId
-    fails the insert, and Zammad's error handler answers 500 with an Error ID.
-    (The reference documents the limit; the answer follows from its generic
-    error handling.)
-    """
-    if call_id is None or call_id == "":
-        return "no callId (or call_id): the caller log's call_id column may not be empty"
-    if len(str(call_id)) > MAX_CALL_ID_LENGTH:
-        return f"the callId has {len(str(call_id))} characters; the call_id column holds {MAX_CALL_ID_LENGTH}"
-    return None
+def stored_call_id(call_id: Any) -> str | None:
+    """The call ID as the caller log stores it: a string, cut at 250 characters."""
+    return column(call_id, "call_id")
 
 
 def new_call_entry(entry_id: int, params: Mapping[str, Any], facts: CallFacts, now: datetime) -> CallLogEntry:
-    """The caller-log entry a ``newCall`` creates: inbound calls start not done."""
-    return CallLogEntry(
+    """The caller-log entry a ``newCall`` creates: inbound calls start not done.
+
+    Raises the NOT NULL violation Zammad's database raises (a 422 naming the
+    column) when ``from``, ``to`` or the call ID is missing.
+    """
+    entry = CallLogEntry(
         id=entry_id,
-        call_id=column(facts.call_id),
-        direction=facts.direction,
+        call_id=column(facts.call_id, "call_id"),
+        direction=column(facts.direction, "direction"),
         state="newCall",
-        from_=column(params.get("from")),
-        to=column(params.get("to")),
-        from_comment=column(facts.from_comment),
-        to_comment=column(facts.to_comment),
-        queue=column(facts.queue),
-        comment=column(facts.cause),
+        from_=column(params.get("from"), "from"),
+        to=column(params.get("to"), "to"),
+        from_comment=column(facts.from_comment, "from_comment"),
+        to_comment=column(facts.to_comment, "to_comment"),
+        queue=column(facts.queue, "queue"),
+        comment=column(facts.cause, "comment"),
         done=facts.direction != "in",
         initialized_at=now,
-        preferences=facts.preferences,
+        preferences=dict(facts.preferences),
         created_at=now,
         updated_at=now,
     )
+    values = {"direction": entry.direction, "state": entry.state, "from": entry.from_, "to": entry.to,
+              "call_id": entry.call_id}
+    for name in NOT_NULL_COLUMNS:
+        if values[name] is None:
+            raise CtiError("missing-column", f"newCall without {name!r}: the caller log's {name} column is NOT NULL "
+                                             "(PostgreSQL: null value in column violates not-null constraint)",
+                           column=name)
+    entry.set_pretty()
+    return entry
 
 
 def answer_call(entry: CallLogEntry, facts: CallFacts, now: datetime) -> bool:
@@ -214,10 +227,11 @@ def answer_call(entry: CallLogEntry, facts: CallFacts, now: datetime) -> bool:
     entry.start_at = now
     entry.duration_waiting_time = whole_seconds_between(entry.initialized_at or now, now)
     if facts.user is not None:
-        entry.to_comment = column(facts.user)
+        entry.to_comment = column(facts.user, "to_comment")
     entry.done = True
-    entry.comment = column(facts.cause)
+    entry.comment = column(facts.cause, "comment")
     entry.updated_at = now
+    entry.set_pretty()
     return True
 
 
@@ -236,5 +250,21 @@ def hang_up_call(entry: CallLogEntry, facts: CallFacts, now: datetime) -> None:
         entry.duration_talking_time = whole_seconds_between(entry.start_at, now)
     elif entry.duration_waiting_time is None and entry.initialized_at is not None:
         entry.duration_waiting_time = whole_seconds_between(entry.initialized_at, now)
-    entry.comment = column(facts.cause)
+    entry.comment = column(facts.cause, "comment")
     entry.updated_at = now
+    entry.set_pretty()
+
+
+def answer_fails_after_saving(params: Mapping[str, Any]) -> bool:
+    """Whether Zammad raises after an inbound ``answer`` was saved (``Cti::Driver::Base``).
+
+    To open the caller's profile Zammad looks for the answering agent by
+    ``answeringNumber``, else by ``User.find_by(login: @params[:user].downcase)``:
+    a ``user`` that is present but no string (an array from ``user[]``, a
+    number) has no ``downcase``, a NoMethodError, so a 500, after the log
+    entry was already updated. The mock knows no agent by number.
+    """
+    if params.get("event") != "answer" or params.get("direction") != "in":
+        return False
+    user = params.get("user")
+    return not blank(user) and not isinstance(user, str) and blank(params.get("answeringNumber"))

@@ -1,14 +1,9 @@
-"""The error answers a real Zammad gives on the CTI endpoint."""
+"""The failures Zammad answers with an error, by case; their texts live in the version profiles."""
 
 from __future__ import annotations
 
 import secrets
-
-FEATURE_DISABLED = "Feature is disable, please contact your admin to enable it!"
-NOT_CONFIGURED = "Feature not configured, please contact your admin!"
-INVALID_TOKEN = "Invalid token, please contact your admin!"
-INVALID_DIRECTION = "Invalid direction!"
-ALREADY_EXISTS = "Object already exists!"
+from typing import Any
 
 
 def error_id_message() -> str:
@@ -19,20 +14,16 @@ def error_id_message() -> str:
 
 
 class CtiError(Exception):
-    """An answer Zammad gives as ``{"error": message}`` with a non-200 status.
+    """A request Zammad refuses, named by ``code`` (``duplicate-call``, ``unknown-call``, ...).
 
-    ``detail`` says, for the mock's journal, why Zammad answered this way; the
-    PBX never sees it. ``code`` names the case (``duplicate-call``,
-    ``unknown-call``, ``unknown-event``, ``invalid-token``...).
+    The profile of the Zammad version turns the code into a status and body
+    (:meth:`.profiles.Profile.reply`); ``detail`` says, for the mock's
+    journal, why Zammad answered this way (the PBX never sees it); ``fields``
+    fill the profile's text (``column`` for a missing NOT NULL column).
     """
 
-    def __init__(self, status: int, message: str, detail: str = "", code: str = "error") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.detail = detail or message
-        self.code = code  # what happened, for the mock's findings: e.g. "unknown-call"
-
-    @property
-    def body(self) -> dict[str, str]:
-        return {"error": self.message}
+    def __init__(self, code: str, detail: str, **fields: Any) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.fields = fields

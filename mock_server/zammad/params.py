@@ -2,8 +2,9 @@
 
 Rails collects ``user[]=A&user[]=B`` into ``{"user": ["A", "B"]}``, nests
 ``a[b]=c`` into ``{"a": {"b": "c"}}`` and keeps only the last value of a plain
-repeated key (``user=A&user=B`` gives ``"B"``). The body wins over the query
-string, and the path's ``token`` wins over both.
+repeated key (``user=A&user=B`` gives ``"B"``). The query string wins over the
+body (Rails: ``request_parameters.merge(query_parameters)``), and the path's
+``token`` wins over both.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def _assign(target: dict[str, Any], path: list[str], value: Any) -> None:
 
 
 def merge_params(query: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
-    """Rails' ``params``: the body's values win over the query string's."""
-    merged = dict(query)
-    merged.update(body)
+    """Rails' ``params`` (``ActionDispatch::Http::Parameters#parameters``): the query string wins."""
+    merged = dict(body)
+    merged.update(query)
     return merged

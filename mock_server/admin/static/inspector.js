@@ -15,7 +15,7 @@ const URLS = {
   requests: new URL("requests", document.baseURI),
   findings: new URL("findings", document.baseURI),
   reset: new URL("reset", document.baseURI),
-  callerLog: new URL("../api/v1/cti/log", document.baseURI),
+  callerLog: new URL("calllog", document.baseURI),
   endpoint: new URL("../api/v1/cti/", document.baseURI),
 };
 
