@@ -31,6 +31,7 @@ be collected, pytest stopped with an internal or usage error); 130 interrupted.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import importlib.util
 import json
 import os
@@ -138,6 +139,7 @@ class CheckOptions:
     junit: Path | None = None
     api_token: str | None = None
     verbosity: int = 0  # 0: progress and summary; 1: pytest's output too; 2: pytest -v
+    zammad: str | None = None  # the Zammad version assumed; None: the configuration's, else one probe tells
 
 
 # --- masking -------------------------------------------------------------------------------------
@@ -317,6 +319,27 @@ def describe_target(options: CheckOptions) -> str:
     return f"the built-in mock, started by the run, with {config}"
 
 
+def assumed_profile(options: CheckOptions) -> tuple[Any, str]:
+    """The Zammad version whose answers the suites expect, and how it was chosen (one probe at most)."""
+    from mock_server import load_config
+    from mock_server.resources import documented_config_path
+    from mock_server.zammad.profiles import load_profile
+
+    from .context import detect_profile
+
+    if options.zammad:
+        return load_profile(options.zammad), "as --zammad says"
+    config = load_config(options.target_config or documented_config_path())
+    if config.zammad:
+        return config.profile, "as the configuration's 'zammad' says"
+    if not options.target:
+        return config.profile, "the built-in mock's default"
+    found = detect_profile(Target.from_url(options.target), config)
+    if found is not None:
+        return found, "detected from the target's answer to one newCall with an invalid direction"
+    return config.profile, "the default (the probe's answer matched no known version)"
+
+
 def _secrets(options: CheckOptions) -> list[str | None]:
     """Every token a run could print: the target's (or the mock configuration's) and the API token."""
     secrets: list[str | None] = [options.api_token]
@@ -350,7 +373,15 @@ def _validate(options: CheckOptions) -> CheckOptions:
             raise CheckUsageError(f"--target-config {target_config}: {exc}") from exc
     if junit is not None and not junit.parent.is_dir():
         raise CheckUsageError(f"--junit {junit}: the directory {junit.parent} does not exist")
-    return CheckOptions(options.target, target_config, suites, junit, options.api_token, options.verbosity)
+    if options.zammad:
+        from mock_server.zammad.profiles import UnknownProfile, load_profile
+
+        try:
+            load_profile(options.zammad)
+        except UnknownProfile as exc:
+            raise CheckUsageError(f"--zammad: {exc}") from None
+    return CheckOptions(options.target, target_config, suites, junit, options.api_token, options.verbosity,
+                        options.zammad)
 
 
 def _mask_bad_target(url: str, message: str) -> str:
@@ -403,6 +434,8 @@ def child_environment(options: CheckOptions, workdir: Path, results_path: Path) 
         env["CTI_TARGET_CONFIG"] = str(options.target_config)
     if options.api_token:
         env["ZAMMAD_API_TOKEN"] = options.api_token
+    if options.zammad:
+        env["CTI_ZAMMAD"] = options.zammad
     return env
 
 
@@ -507,6 +540,9 @@ def run_check(options: CheckOptions, out: TextIO | None = None) -> int:
     verbose = options.verbosity > 0
 
     out.write(f"zammad-cti check: {describe_target(options)}\n")
+    profile, how = assumed_profile(options)
+    options = dataclasses.replace(options, zammad=profile.name)
+    out.write(f"Zammad version assumed: {profile.name} ({profile.releases}), {how}\n")
     out.write(f"suites: {', '.join(options.suites)}\n")
     if options.target:
         out.write("note: every scenario adds caller-log entries to this target (callIds start with zcti-check-)\n")

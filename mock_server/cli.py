@@ -112,9 +112,12 @@ Examples:
               help="Write a JUnit XML report (token masked) to this file.")
 @click.option("--zammad-api-token", envvar="ZAMMAD_API_TOKEN", metavar="TOKEN",
               help="API token of a Zammad agent, to read a real Zammad's caller log [env ZAMMAD_API_TOKEN].")
+@click.option("--zammad", "zammad", envvar="CTI_ZAMMAD", metavar="VERSION",
+              help="The Zammad version the target is: current or 2021 [env CTI_ZAMMAD; default: the "
+                   "configuration's 'zammad', else one probe of the target tells].")
 @click.option("-v", "--verbose", count=True, help="Show pytest's own output (-vv: one line per test).")
 def check(target: str | None, target_config: str | None, suites: tuple[str, ...], junit: str | None,
-          zammad_api_token: str | None, verbose: int) -> None:
+          zammad_api_token: str | None, zammad: str | None, verbose: int) -> None:
     """Check a CTI endpoint against the contract: run the contract suites, print a summary.
 
     Without --target the built-in mock is checked. Failures name the scenario
@@ -137,7 +140,7 @@ def check(target: str | None, target_config: str | None, suites: tuple[str, ...]
     except CheckUsageError as exc:
         raise click.BadParameter(str(exc), param_hint="'--suite'") from exc
     options = CheckOptions(target=target, target_config=target_config, suites=chosen,
-                           junit=junit, api_token=zammad_api_token, verbosity=verbose)
+                           junit=junit, api_token=zammad_api_token, verbosity=verbose, zammad=zammad)
     try:
         code = run_check(options)
     except CheckUsageError as exc:

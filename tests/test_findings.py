@@ -229,6 +229,9 @@ def _cases() -> list[Case]:
                       Push(raw=b'{"event": "newCall", "user": "\xff\xfe"}'),
                       None, None, "Zammad answers 500", 500, ERROR_ID))
 
+    cases.append(Case("missing-content-type", "missing-content-type",
+                      Push(raw=b"event=newCall&direction=in&from=493023125741&to=492214710334&callId=no-ct",
+                           content_type=None), "no-ct", None, "Rack reads it as a form", 200, EMPTY))
     cases.append(Case("body-too-large", "body-too-large", Push(raw=b'{"event": "newCall", "user": "' + b"x" * 2048 + b'"}'),
                       None, None, "413", 413, TOO_LARGE, app={"MAX_CONTENT_LENGTH": 1024}))
 
@@ -353,7 +356,7 @@ def test_severities_are_the_documented_ones():
     for code, (severity, _meaning) in CODES.items():
         by_severity[severity].add(code)
     assert by_severity == {
-        WARNING: {"unknown-field", "invalid-cause", "repeated-plain-key", "answer-after-hangup", "number-changed",
+        WARNING: {"unknown-field", "invalid-cause", "repeated-plain-key", "answer-after-hangup", "number-changed", "missing-content-type",
                   "user-on-outbound-answer", "call-not-ended"},
         ERROR: {"wrong-type", "missing-field", "invalid-direction", "invalid-event", "callid-too-long",
                 "invalid-value", "wrong-token", "malformed-body", "body-too-large", "event-before-newcall",

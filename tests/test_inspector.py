@@ -150,7 +150,7 @@ def test_token_appears_neither_in_the_page_nor_in_what_it_polls(client, push, ap
          token=SECRET + "-typo")
     paths = [PAGE, *(f"/__admin/inspector/{name}" for name in ASSETS),
              "/__admin/requests", "/__admin/requests?after=0&limit=500", "/__admin/findings",
-             "/__admin/health", "/api/v1/cti/log"]
+             "/__admin/health", "/__admin/calllog"]
     for path in paths:
         response = client.get(path)
         assert response.status_code == 200, path

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from zammad_answers import ALREADY_EXISTS
 import requests
 from click.testing import CliRunner
 
@@ -134,7 +135,7 @@ def test_text_report_lists_every_call_and_finding_and_fails(journal):
     assert "Calls that never ended (1," in out
     assert "caller log: hangup, done" in out                      # clean-1's final state
     assert "caller log: no entry" in out                          # early-1 never made it into the log
-    assert '500  {"error":"Object already exists!"}' in out        # the answer the duplicate got
+    assert '500  {"error":"This object already exists."' in out        # the answer the duplicate got
     assert out.rstrip().splitlines()[-1] == "FAIL: 4 errors, 3 warnings in 6 calls (13 requests)"
 
 
@@ -179,12 +180,12 @@ def test_json_report_has_calls_events_findings_and_summary(journal):
     dup = calls["dup-1"]
     assert dup["direction"] == "out"
     assert [(e["event"], e["status"]) for e in dup["events"]] == [("newCall", 200), ("newCall", 500), ("hangup", 200)]
-    assert dup["events"][1]["answer"] == {"error": "Object already exists!"}
+    assert dup["events"][1]["answer"] == ALREADY_EXISTS
     assert dup["events"][1]["findings"] == ["duplicate-newcall"]
     finding = dup["findings"][0]
     assert finding["code"] == "duplicate-newcall" and finding["severity"] == "error"
     assert finding["request_id"] == dup["events"][1]["request_id"] and finding["event"] == "newCall"
-    assert "Object already exists" in finding["message"]
+    assert "This object already exists." in finding["message"]
     assert dup["passed"] is False and dup["counts"] == {"error": 1, "warning": 0, "info": 0}
 
     assert sorted(codes(calls["user-1"])) == ["repeated-plain-key", "unknown-field"]
@@ -193,7 +194,7 @@ def test_json_report_has_calls_events_findings_and_summary(journal):
     assert codes(calls["token-1"]) == ["wrong-token"]
 
     loose = data["requests_without_call_id"]
-    assert [e["status"] for e in loose["events"]] == [400]
+    assert [e["status"] for e in loose["events"]] == [500]  # malformed JSON: Zammad's handler, an Error ID
     assert codes(loose) == ["malformed-body"]
 
     summary = data["summary"]
@@ -230,7 +231,7 @@ def test_junit_report_is_valid_xml_with_a_failure_per_failing_call(journal):
     dup_failure = cases["call dup-1"].find("failure")
     assert dup_failure.get("type") == "duplicate-newcall"
     assert "duplicate-newcall" in dup_failure.get("message")
-    assert "Object already exists" in dup_failure.text
+    assert "This object already exists." in dup_failure.text
     assert "malformed-body" in cases["requests without a callId"].find("failure").get("message")
 
     # warnings are no failures; they are in the testcase's output

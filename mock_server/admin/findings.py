@@ -41,6 +41,7 @@ CODES: dict[str, tuple[str, str]] = {
     "callid-too-long": (ERROR, "callId is longer than the 250 characters Zammad stores: it is cut, later events miss it"),
     "invalid-value": (ERROR, "a value outside what the contract allows"),
     "repeated-plain-key": (WARNING, "a key sent several times without []: Zammad keeps only the last value"),
+    "missing-content-type": (WARNING, "a body without Content-Type: Rack reads it as a form"),
     "wrong-token": (ERROR, "the token in the URL is not Zammad's; it answers 401 and drops the event"),
     "malformed-body": (ERROR, "a body Zammad cannot parse; it answers 500 (JSON) or 400 (form)"),
     "body-too-large": (ERROR, "a body over the mock's size limit; it answers 413"),
@@ -225,6 +226,7 @@ def request_findings(
     token_valid: bool,
     fault: Mapping[str, Any] | None,
     new_call_params: Mapping[str, Any] | None,
+    content_type_missing: bool = False,
 ) -> list[Finding]:
     """Everything wrong with one request; ``new_call_params`` are those of the call's newCall, if seen."""
     findings: list[Finding] = []
@@ -246,6 +248,10 @@ def request_findings(
         return findings
     if outcome in ("feature-disabled", "not-configured"):
         findings.append(Finding(outcome, CODES[outcome][1] + "."))
+    if content_type_missing and encoding == "urlencoded":
+        findings.append(Finding("missing-content-type", "The body came without a Content-Type header: Rack reads it "
+                                                        "as a form (a JSON body sent so is lost). Send Content-Type: "
+                                                        "application/x-www-form-urlencoded."))
     findings += contract_findings(params, encoding or "json")
     for key in repeated_keys:
         findings.append(Finding("repeated-plain-key", f"'{key}' was sent several times without []: Zammad keeps only "

@@ -87,7 +87,9 @@ def _findings_of(entry: dict[str, Any], new_call_params: dict[str, Any] | None) 
     """The findings of one journal entry; ``new_call_params`` are its call's newCall's, if known."""
     return request_findings(params=entry["params"], encoding=entry["encoding"], repeated_keys=entry["repeated_keys"],
                             outcome=entry["outcome"], token_valid=entry["token_valid"], fault=entry["fault"],
-                            new_call_params=new_call_params)
+                            new_call_params=new_call_params,
+                            content_type_missing=not entry["content_type"] and entry["params"] is not None
+                            and entry["encoding"] == "urlencoded")
 
 
 @dataclass

@@ -267,4 +267,4 @@ def answer_fails_after_saving(params: Mapping[str, Any]) -> bool:
     if params.get("event") != "answer" or params.get("direction") != "in":
         return False
     user = params.get("user")
-    return not blank(user) and not isinstance(user, str) and blank(params.get("answeringNumber"))
+    return not blank(user) and not isinstance(user, str)
