@@ -56,6 +56,7 @@ EMPTY: dict[str, Any] = {}
 DIAL_DEFAULT = {"action": "dial", "caller_id": "496990009111", "number": "492214710334"}
 ERROR_ID = "<Error ID>"  # {"error": "Error ID xxxxxxxx: Please contact your administrator."}
 BAD_REQUEST = "<400 error>"  # the mock's robustness answer: 400 {"error": <the reason>}
+HTML_PAGE = "<HTML error page>"  # Zammad's public/<status>.html, for a client that does not accept JSON
 TOO_LARGE = {"error": "Request body too large: the mock accepts at most 1024 bytes"}
 
 ENCODINGS = ("json", "urlencoded", "multipart", "query")
@@ -83,13 +84,14 @@ class Push:
     token: str = TOKEN
     raw: bytes | None = None
     content_type: str = "application/json"
+    accept: str | None = "*/*"  # None: no Accept header, as Go's net/http sends
 
 
 def send(client, push, request: Push):
     if request.raw is not None:
         return client.post(f"/api/v1/cti/{request.token}", data=request.raw, content_type=request.content_type,
-                           headers={"Accept": "*/*"})
-    return push(client, request.params, request.encoding, request.token)
+                           headers={"Accept": request.accept} if request.accept else {})
+    return push(client, request.params, request.encoding, request.token, accept=request.accept)
 
 
 def add_fault(client, fault: dict[str, Any]) -> None:
@@ -123,6 +125,9 @@ def normalized(body: Any) -> Any:
 
 
 def assert_answer(response, status: int, body: Any) -> None:
+    if body == HTML_PAGE:
+        assert (response.status_code, response.mimetype) == (status, "text/html")
+        return
     got = response.get_json()
     assert response.status_code == status, got
     if body == ERROR_ID:
@@ -232,6 +237,9 @@ def _cases() -> list[Case]:
     cases.append(Case("missing-content-type", "missing-content-type",
                       Push(raw=b"event=newCall&direction=in&from=493023125741&to=492214710334&callId=no-ct",
                            content_type=None), "no-ct", None, "Rack reads it as a form", 200, EMPTY))
+    cases.append(Case("html-error-page", "html-error-page",
+                      Push(event("hangup", "in", "html-page"), "urlencoded", accept=None),
+                      "html-page", None, "Accept: application/json", 500, HTML_PAGE))
     cases.append(Case("body-too-large", "body-too-large", Push(raw=b'{"event": "newCall", "user": "' + b"x" * 2048 + b'"}'),
                       None, None, "413", 413, TOO_LARGE, app={"MAX_CONTENT_LENGTH": 1024}))
 
@@ -356,7 +364,7 @@ def test_severities_are_the_documented_ones():
     for code, (severity, _meaning) in CODES.items():
         by_severity[severity].add(code)
     assert by_severity == {
-        WARNING: {"unknown-field", "invalid-cause", "repeated-plain-key", "answer-after-hangup", "number-changed", "missing-content-type",
+        WARNING: {"unknown-field", "invalid-cause", "repeated-plain-key", "answer-after-hangup", "number-changed", "missing-content-type", "html-error-page",
                   "user-on-outbound-answer", "call-not-ended"},
         ERROR: {"wrong-type", "missing-field", "invalid-direction", "invalid-event", "callid-too-long",
                 "invalid-value", "wrong-token", "malformed-body", "body-too-large", "event-before-newcall",

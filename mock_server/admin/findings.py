@@ -42,6 +42,7 @@ CODES: dict[str, tuple[str, str]] = {
     "invalid-value": (ERROR, "a value outside what the contract allows"),
     "repeated-plain-key": (WARNING, "a key sent several times without []: Zammad keeps only the last value"),
     "missing-content-type": (WARNING, "a body without Content-Type: Rack reads it as a form"),
+    "html-error-page": (WARNING, "no JSON in Accept: Zammad's error handler answered its HTML error page"),
     "wrong-token": (ERROR, "the token in the URL is not Zammad's; it answers 401 and drops the event"),
     "malformed-body": (ERROR, "a body Zammad cannot parse; it answers 500 (JSON) or 400 (form)"),
     "body-too-large": (ERROR, "a body over the mock's size limit; it answers 413"),
@@ -227,6 +228,8 @@ def request_findings(
     fault: Mapping[str, Any] | None,
     new_call_params: Mapping[str, Any] | None,
     content_type_missing: bool = False,
+    html_answer: bool = False,
+    accept: str | None = None,
 ) -> list[Finding]:
     """Everything wrong with one request; ``new_call_params`` are those of the call's newCall, if seen."""
     findings: list[Finding] = []
@@ -246,6 +249,11 @@ def request_findings(
         findings.append(Finding("malformed-body", f"The body could not be parsed; Zammad answers {answer} and ignores "
                                                   "the event."))
         return findings
+    if html_answer:
+        findings.append(Finding("html-error-page", f"The request's Accept header ({accept!r}) does not ask for JSON, "
+                                                   "so Zammad's error handler answered this error with its HTML error "
+                                                   "page, not the JSON body: send Accept: application/json to read "
+                                                   "Zammad's error text."))
     if outcome in ("feature-disabled", "not-configured"):
         findings.append(Finding(outcome, CODES[outcome][1] + "."))
     if content_type_missing and encoding == "urlencoded":

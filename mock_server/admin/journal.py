@@ -89,7 +89,8 @@ def _findings_of(entry: dict[str, Any], new_call_params: dict[str, Any] | None) 
                             outcome=entry["outcome"], token_valid=entry["token_valid"], fault=entry["fault"],
                             new_call_params=new_call_params,
                             content_type_missing=not entry["content_type"] and entry["params"] is not None
-                            and entry["encoding"] == "urlencoded")
+                            and entry["encoding"] == "urlencoded",
+                            html_answer=bool(entry.get("html")), accept=entry.get("accept"))
 
 
 @dataclass
