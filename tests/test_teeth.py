@@ -15,6 +15,7 @@ well under a minute on two cores.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -27,6 +28,9 @@ from pathlib import Path
 import pytest
 from broken_targets import BROKEN, TOKEN, serve, serve_faithful
 
+from mock_server import MockServer
+
+DOCUMENTED = Path(__file__).resolve().parents[1] / "fixtures" / "documented-config.json"
 CHECK = Path(sys.executable).parent / ("zammad-cti.exe" if os.name == "nt" else "zammad-cti")
 SUITES = "fixtures,examples"
 RUN_TIMEOUT = 180  # seconds per check run; a hang fails the test instead of the whole session
@@ -173,3 +177,16 @@ def test_token_is_masked_in_streamed_output_whatever_the_chunks() -> None:
         stream = masker.stream()
         streamed = "".join(stream.feed(text[i:i + size]) for i in range(0, len(text), size)) + stream.flush()
         assert streamed == expected, f"chunks of {size}"
+
+
+@pytest.mark.parametrize(("serves", "assumed"), [("2021", "current"), ("current", "2021")])
+def test_the_check_tells_zammad_versions_apart(serves: str, assumed: str) -> None:
+    """A target of one version fails a check that assumes the other; told nothing, the probe finds it."""
+    config = {**json.loads(DOCUMENTED.read_text(encoding="utf-8")), "zammad": serves}
+    with MockServer({"CTI_CONFIG": config}) as mock:
+        wrong = run_check("--target", mock.endpoint_url, "--suite", "fixtures", "--zammad", assumed)
+        probed = run_check("--target", mock.endpoint_url, "--suite", "fixtures")
+    assert wrong.returncode == 1, wrong.stdout[-2000:]
+    assert "invalid-direction" in wrong.stdout or "direction" in wrong.stdout
+    assert probed.returncode == 0, probed.stdout[-2000:]
+    assert f"Zammad version assumed: {serves} " in probed.stdout and "detected" in probed.stdout
