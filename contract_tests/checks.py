@@ -374,6 +374,8 @@ def errors_are_zammads(cti_config: Mapping[str, Any], params: Mapping[str, Any],
     """
     if status < 400:
         return
+    if status == 400 and body == {"status": 400, "error": "Bad Request"}:
+        return  # Rails' own answer to a request Rack refused before Zammad's code ran
     text = _error_text(body)
     if text is None:
         raise RuleViolation(

@@ -257,3 +257,27 @@ def test_the_probe_says_nothing_for_an_unknown_answer(documented):
 def test_invalid_direction_texts_differ_between_versions():
     assert load_profile("current").text("invalid-direction") == INVALID_DIRECTION["error"]
     assert load_profile("2021").text("invalid-direction") != INVALID_DIRECTION["error"]
+
+
+# --------------------------------------------------------------------------- Rack refuses before Zammad runs
+
+
+@pytest.mark.parametrize(("accept", "json_answer"), [("application/json", True), ("*/*", False), (None, False)])
+def test_user_and_user_brackets_conflict_is_rails_400(client, token, accept, json_answer):
+    """Rack's ParameterTypeError: Rails' public exceptions answer JSON only for a JSON-first Accept."""
+    headers = {"Accept": accept} if accept else {}
+    response = client.post(f"/api/v1/cti/{token}", data="event=newCall&direction=in&callId=c&user=a&user%5B%5D=b",
+                           content_type="application/x-www-form-urlencoded", headers=headers)
+    assert response.status_code == 400
+    if json_answer:
+        assert response.get_json() == {"status": 400, "error": "Bad Request"}
+    else:
+        assert response.mimetype == "text/html"
+    assert "expected Array (got String) for param `user'" in response.headers["X-Zammad-Cti-Mock-Hint"]
+
+
+def test_a_plain_key_after_the_array_overwrites_it(client, token):
+    response = client.post(f"/api/v1/cti/{token}", data="event=newCall&direction=in&from=1&to=2&callId=o&user%5B%5D=b&user=a",
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    assert entry_of(client, "o")["to_comment"] == "a"

@@ -24,7 +24,7 @@ from ..state import MockState, mock_state
 from ..zammad.caller_log import caller_log_answer, reader_of
 from ..zammad.endpoint import Answer, push
 from ..zammad.errors import CtiError, error_id_message
-from .negotiation import ERROR_PAGE, wants_json
+from .negotiation import ERROR_PAGE, RAILS_BAD_REQUEST, first_type_is_json, wants_json
 from .request_params import MalformedBody, UnreadableJson, encoding_of, parse_request
 
 bp = Blueprint("cti", __name__)
@@ -62,6 +62,7 @@ class PushReply:
     body: Any
     drop: bool = False
     html: bool = False  # Zammad's HTML error page instead of the JSON body
+    hint: str | None = None  # the mock's own words on why (an X-Zammad-Cti-Mock-Hint header)
 
     def encoded(self) -> tuple[bytes, str]:
         """The bytes to send and their content type."""
@@ -82,7 +83,15 @@ def answer_push(state: MockState, request: Request, token: str) -> Response:
     if reply.drop:
         return drop_connection(request.environ)
     data, content_type = reply.encoded()
-    return Response(data, status=reply.status, content_type=content_type)
+    response = Response(data, status=reply.status, content_type=content_type)
+    if reply.hint:
+        response.headers["X-Zammad-Cti-Mock-Hint"] = header_safe(reply.hint)
+    return response
+
+
+def header_safe(text: str) -> str:
+    """A header value: one Latin-1 line (the hint may quote what the PBX sent)."""
+    return " ".join(text.split()).encode("latin-1", "replace").decode("latin-1")[:500]
 
 
 def split_format(token: str) -> tuple[str, str | None]:
@@ -112,13 +121,18 @@ def push_reply(state: MockState, request: Request, token: str) -> PushReply:
         else:
             answer = push(state.config, state.calls, state.directory, token, params, unreadable)
     except MalformedBody as exc:
-        answer = Answer(400, {"error": str(exc)}, str(exc), outcome="malformed-body")
+        # Rack refused it before Zammad's code ran: Rails' public exceptions answer (JSON or its page).
+        answer = Answer(400, dict(RAILS_BAD_REQUEST), str(exc), outcome="malformed-body")
     except HTTPException as exc:  # Werkzeug's 413 for a body over the limit
         message = http_error_message(exc, request.max_content_length)
         answer = Answer(exc.code or 400, {"error": message}, message,
                         outcome="body-too-large" if exc.code == 413 else "malformed-body")
-    as_html = answer.via_handler and not wants_json(
-        request.headers.get("Accept"), path_format or (parsed.params.get("format") if parsed else None))
+    accept = request.headers.get("Accept")
+    if answer.outcome == "malformed-body":
+        as_html = not first_type_is_json(accept)
+    else:
+        as_html = answer.via_handler and not wants_json(
+            accept, path_format or (parsed.params.get("format") if parsed else None))
     if fault is not None and fault["kind"] == "latency":
         time.sleep(latency_seconds(fault))
     state.journal.record(push_record(
@@ -143,7 +157,8 @@ def push_reply(state: MockState, request: Request, token: str) -> PushReply:
         if fault["kind"] == "hang":
             time.sleep(min(float(fault.get("seconds", 60)), MAX_HANG_SECONDS))
         return PushReply(0, None, drop=True)
-    return PushReply(answer.status, answer.body, html=as_html)
+    hint = answer.reason if answer.outcome == "malformed-body" else None
+    return PushReply(answer.status, answer.body, html=as_html, hint=hint)
 
 
 def _fault_answer(fault: dict[str, Any]) -> Answer:

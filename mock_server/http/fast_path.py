@@ -18,7 +18,7 @@ from werkzeug.wrappers import Request
 
 from ..state import MockState
 from ..zammad.errors import error_id_message
-from .cti import PushReply, drop_connection, push_reply
+from .cti import PushReply, drop_connection, header_safe, push_reply
 
 _PUSH_PATH = re.compile(r"^/api/v1/cti/([^/]+)/?$")
 _STATUS_LINES = {code: f"{code} {HTTP_STATUS_CODES[code]}" for code in (200, 400, 401, 413, 422, 500)}
@@ -51,6 +51,9 @@ class PushFastPath:
         if reply.drop:
             return drop_connection(environ)(environ, start_response)
         body, content_type = reply.encoded()
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if reply.hint:  # the mock's own words (the body is Zammad's); header values are Latin-1
+            headers.append(("X-Zammad-Cti-Mock-Hint", header_safe(reply.hint)))
         start_response(_STATUS_LINES.get(reply.status) or f"{reply.status} {HTTP_STATUS_CODES.get(reply.status, 'Unknown')}",
-                       [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+                       headers)
         return [body]

@@ -33,6 +33,20 @@ def wants_json(accept: str | None, format_param: Any = None) -> bool:
     return False
 
 
+def first_type_is_json(accept: str | None) -> bool:
+    """Rails' public exceptions (a 400 Rack raised before Zammad's code): JSON when the first type asked for is.
+
+    ``ActionDispatch::PublicExceptions`` renders ``{"status":400,"error":"Bad Request"}`` with
+    ``to_json`` for ``request.formats.first``; ``*/*`` or no Accept get ``public/400.html``.
+    """
+    if not accept or _BROWSER_LIKE.search(accept):
+        return False
+    first = accept.split(",")[0].partition(";")[0].strip().lower()
+    return first in _JSON_TYPES - {"*/*"}
+
+
+RAILS_BAD_REQUEST = {"status": 400, "error": "Bad Request"}
+
 ERROR_PAGE = """<!DOCTYPE html>
 <html>
 <head><meta charset="utf-8"><title>{status} {phrase}</title></head>

@@ -18,7 +18,7 @@ from urllib.parse import unquote_to_bytes
 from flask import Request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from ..zammad.params import ParamsTooDeep, fold_pairs, merge_params
+from ..zammad.params import ParamsConflict, ParamsTooDeep, fold_pairs, merge_params
 
 
 class MalformedBody(ValueError):
@@ -67,7 +67,7 @@ def parse_request(request: Request) -> ParsedRequest:
         if encoding in ("urlencoded", "multipart"):
             body = folded.values
             repeated += [k for k in folded.repeated_keys if k not in repeated]
-    except ParamsTooDeep as exc:
+    except (ParamsTooDeep, ParamsConflict) as exc:
         raise MalformedBody(str(exc)) from exc
     # Any other content type: Rails leaves the body alone, only the query counts.
     return ParsedRequest(encoding, merge_params(query.values, body), repeated)

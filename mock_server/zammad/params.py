@@ -15,11 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
+_RUBY_CLASS = {"str": "String", "list": "Array", "dict": "Hash"}
 MAX_DEPTH = 32  # Rack refuses parameters nested deeper (ParamsTooDeepError, a 400)
 
 
 class ParamsTooDeep(ValueError):
     """A key like ``a[b][c]...`` nested deeper than Rack accepts."""
+
+
+class ParamsConflict(ValueError):
+    """``user=a&user[]=b``: Rack's ParameterTypeError (expected Array, got String), a 400 before Zammad runs."""
 
 
 @dataclass
@@ -70,7 +75,9 @@ def _assign(target: dict[str, Any], path: list[str], value: Any) -> None:
             return
         if nxt == "":
             current = node.get(part)
-            if not isinstance(current, list):
+            if current is not None and not isinstance(current, list):
+                raise ParamsConflict(f"expected Array (got {_RUBY_CLASS[type(current).__name__]}) for param `{part}'")
+            if current is None:
                 current = node[part] = []
             if depth + 1 == len(path) - 1:
                 current.append(value)
@@ -82,7 +89,9 @@ def _assign(target: dict[str, Any], path: list[str], value: Any) -> None:
             _assign(current[-1], rest, value)
             return
         child = node.get(part)
-        if not isinstance(child, dict):
+        if child is not None and not isinstance(child, dict):
+            raise ParamsConflict(f"expected Hash (got {_RUBY_CLASS[type(child).__name__]}) for param `{part}'")
+        if child is None:
             child = node[part] = {}
         node = child
 
