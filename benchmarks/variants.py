@@ -22,7 +22,7 @@ def without(app, parts):
         if part == "journal":
             state.journal.record = lambda record: None
         elif part == "caller-log":
-            state.calls.process = lambda params, directory: object()  # any entry: "recorded"
+            state.calls.process = lambda params, directory, **_: object()  # any entry: "recorded"
         else:
             raise ValueError(f"unknown part {part!r}; known: {', '.join(PARTS)}")
     return app

@@ -253,6 +253,9 @@ class TokenSession(requests.Session):
 
     def __init__(self, target: Target) -> None:
         super().__init__()
+        # A client that reads Zammad's errors asks for JSON: without it Zammad's error handler (and
+        # Rails, for a request Rack refuses) answer with an HTML page.
+        self.headers["Accept"] = "application/json"
         self._prefix = target.endpoint_url_with("")  # .../api/v1/cti/
         self._token = target.token
 
