@@ -66,13 +66,15 @@ REQUIRED_REQUEST_EXAMPLES = {
 }
 REQUIRED_RESPONSE_EXAMPLES = {
     ("POST", PUSH_PATH, "200"): {"empty", "docsDefaultDial", "munichDial", "berlinDial", "reject"},
-    ("POST", PUSH_PATH, "400"): {"malformedBody"},
+    ("POST", PUSH_PATH, "400"): {"badRequest"},
     ("POST", PUSH_PATH, "401"): {"invalidToken"},
     ("POST", PUSH_PATH, "413"): {"bodyTooLarge"},
-    ("POST", PUSH_PATH, "422"): {"featureDisabled", "notConfigured", "invalidDirection", "unknownEvent"},
-    ("POST", PUSH_PATH, "500"): {"duplicateCall", "unknownCall"},
+    ("POST", PUSH_PATH, "422"): {"featureDisabled", "notConfigured", "invalidDirection", "unknownEvent",
+                                  "featureDisabled2021", "invalidDirection2021", "missingColumn", "duplicateCallRace"},
+    ("POST", PUSH_PATH, "500"): {"duplicateCall", "duplicateCall2021", "unknownCall"},
     ("GET", LOG_PATH, "200"): {"twoCalls"},
-    ("GET", LOG_PATH, "401"): {"notAuthenticated"},
+    ("GET", LOG_PATH, "401"): {"unknownToken"},
+    ("GET", LOG_PATH, "403"): {"notAuthenticated"},
 }
 REQUIRED_INVALID_EXAMPLES = {("POST", PUSH_PATH, JSON): {"invalidDirection"}}
 
@@ -240,7 +242,9 @@ def test_required_example_names_exist() -> None:
         have = {(m, p, mt): set(media.get(key, {})) for m, p, mt, media in request_media()}
         for where, wanted in required.items():
             missing += [f"{where} {key}: {name}" for name in sorted(wanted - have.get(where, set()))]
-    have = {(m, p, status): set(media.get("examples", {})) for m, p, status, _, media in response_media()}
+    have: dict[tuple[str, str, str], set[str]] = {}
+    for m, p, status, _, media in response_media():  # a status may have JSON and HTML media
+        have.setdefault((m, p, status), set()).update(media.get("examples", {}))
     for where, wanted in REQUIRED_RESPONSE_EXAMPLES.items():
         missing += [f"{where}: {name}" for name in sorted(wanted - have.get(where, set()))]
     assert not missing, missing
@@ -325,7 +329,9 @@ VALID_EVENT = {
         pytest.param("200", [], id="array"),
         pytest.param("401", {"error": "Invalid token"}, id="401-other-text"),
         pytest.param("422", {"error": "Invalid direction"}, id="422-missing-bang"),
-        pytest.param("422", {"error": "Object already exists!"}, id="422-500-text"),
+        pytest.param("422", {"error": "Call failed!"}, id="422-unknown-text"),
+        pytest.param("500", {"error": "This object already exists.", "error_human": 1}, id="500-error-human-not-text"),
+        pytest.param("400", {"error": "Bad Request"}, id="400-without-status"),
         pytest.param("422", {"error": "Error ID aB3_x-9: Please contact your administrator."}, id="422-short-id"),
         pytest.param("422", {"error": "Error ID aB3_x+9Q: Please contact your administrator."}, id="422-non-urlsafe"),
         pytest.param("422", {"error": "Invalid direction!", "code": 422}, id="422-extra-key"),
@@ -351,6 +357,8 @@ def test_response_schema_rejects(status: str, body: Any) -> None:
         pytest.param(JSON, {**VALID_EVENT, "user": ["A", 1]}, id="json-user-non-string"),
         pytest.param(URLENCODED, {**VALID_EVENT, "user": ["A", "B"]}, id="form-user-array"),
         pytest.param(MULTIPART, {**VALID_EVENT, "user[]": "A"}, id="form-user-brackets-string"),
+        # Rack's parameter conflict: Rails answers 400 before Zammad runs.
+        pytest.param(URLENCODED, {**VALID_EVENT, "user[]": ["A", "B"], "user": "C"}, id="form-both-users"),
     ],
 )
 def test_request_schema_rejects(media_type: str, body: Any) -> None:
@@ -364,7 +372,7 @@ def test_request_schema_rejects(media_type: str, body: Any) -> None:
         pytest.param(JSON, {**{k: v for k, v in VALID_EVENT.items() if k != "callId"}, "call_id": "a"}, id="json-alias"),
         pytest.param(JSON, {**VALID_EVENT, "callId": "x" * 250}, id="json-250-chars"),
         pytest.param(JSON, {**VALID_EVENT, "customField": "ignored"}, id="json-unknown-field"),
-        pytest.param(URLENCODED, {**VALID_EVENT, "user[]": ["A", "B"], "user": "C"}, id="form-both-users"),
+        pytest.param(URLENCODED, {**VALID_EVENT, "user[]": ["A", "B"]}, id="form-user-brackets"),
     ],
 )
 def test_request_schema_accepts(media_type: str, body: Any) -> None:
