@@ -78,7 +78,8 @@ def serve(host: str, port: int, config_path: str | None, token: str | None, zamm
         click.echo(f"  answers as:                         Zammad {config.profile.name} ({config.profile.releases})")
         click.echo(f"  caller log:                         {base}/api/v1/cti/log"
                    + (" (open: no credentials needed)" if open_caller_log else
-                      " (Authorization: Token token=<an agent's token of the configuration>)"))
+                      " (Authorization: Token token=<an agent's token of the configuration>)" if config.agents else
+                      " (the configuration lists no agents: 403 for every reader; see --open-caller-log)"))
         click.echo(f"  admin API:                          {base}/__admin/health")
         click.echo(f"  journal:                            {journal}")
         for fault in fault_list:
