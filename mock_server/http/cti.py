@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request, Response
 from ..admin.faults import MAX_HANG_SECONDS, latency_seconds
 from ..admin.journal import push_record
 from ..state import MockState, mock_state
-from ..zammad.caller_log import caller_log_answer, reader_of
+from ..zammad.log_reading import caller_log_answer, reader_of
 from ..zammad.endpoint import Answer, push
 from ..zammad.errors import CtiError, error_id_message
 from .negotiation import ERROR_PAGE, RAILS_BAD_REQUEST, first_type_is_json, wants_json
