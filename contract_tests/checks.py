@@ -84,6 +84,12 @@ _ERROR_ID = re.compile(r"Error ID [A-Za-z0-9_-]{8}: Please contact your administ
 
 
 
+# What Rails itself answers (ActionDispatch::PublicExceptions, for a JSON Accept) when a request fails
+# before Zammad's code runs: Rack refused its parameters (400), or the body broke Rails' parsing (500).
+RAILS_PUBLIC_ANSWERS = ((400, {"status": 400, "error": "Bad Request"}),
+                        (500, {"status": 500, "error": "Internal Server Error"}))
+
+
 def zammad_error_texts(zammad: Profile) -> dict[int, tuple[str, ...]]:
     """The fixed error texts (not Error IDs) a Zammad version answers the CTI endpoint with, per status."""
     texts: dict[int, list[str]] = {}
@@ -374,8 +380,8 @@ def errors_are_zammads(cti_config: Mapping[str, Any], params: Mapping[str, Any],
     """
     if status < 400:
         return
-    if status == 400 and body == {"status": 400, "error": "Bad Request"}:
-        return  # Rails' own answer to a request Rack refused before Zammad's code ran
+    if (status, body) in RAILS_PUBLIC_ANSWERS:
+        return  # Rails' own answer to a request refused before Zammad's code ran
     text = _error_text(body)
     if text is None:
         raise RuleViolation(
@@ -409,6 +415,8 @@ def only_lifecycle_5xx(cti_config: Mapping[str, Any], params: Mapping[str, Any],
     if lifecycle_error_fits(event, status, body, zammad):
         return
     text = _error_text(body)
+    if not params and (status, body) in RAILS_PUBLIC_ANSWERS:
+        return  # an unreadable request that failed in Rails before Zammad's code ran
     if status == 500 and event not in EVENTS and (_is_duplicate(status, body, zammad) or is_error_id(text)):
         return  # the event is not known here (an unreadable request): the body is a life-cycle one
     if status == 500 and event == "newCall" and is_error_id(text) and not _storable_new_call(

@@ -139,7 +139,7 @@ CORPUS = [
         {"wrong-type", "invalid-event"}),
     # Invalid UTF-8: Rails refuses it in every encoding (ActionController::BadRequest).
     bad("invalid-utf8-json", raw_json(b'{"event": "newCall", "direction": "in", "from": "49\xff\xfe", "callId": "b-5"}'),
-        {500}, MALFORMED),
+        {400}, MALFORMED),
     bad("invalid-utf8-urlencoded", urlencoded(VALID_FORM + b"&callId=b-6&user=M\xfcller"), {400}, MALFORMED),
     bad("invalid-utf8-percent-encoded", urlencoded(VALID_FORM + b"&callId=b-7&user=M%FCller"), {400}, MALFORMED),
     bad("invalid-utf8-multipart",

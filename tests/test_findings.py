@@ -56,6 +56,7 @@ EMPTY: dict[str, Any] = {}
 DIAL_DEFAULT = {"action": "dial", "caller_id": "496990009111", "number": "492214710334"}
 ERROR_ID = "<Error ID>"  # {"error": "Error ID xxxxxxxx: Please contact your administrator."}
 BAD_REQUEST = "<400 error>"  # the mock's robustness answer: 400 {"error": <the reason>}
+RAILS_BAD_REQUEST = "<Rails 400>"  # {"status": 400, "error": "Bad Request"}: Rack refused it before Zammad ran
 HTML_PAGE = "<HTML error page>"  # Zammad's public/<status>.html, for a client that does not accept JSON
 TOO_LARGE = {"error": "Request body too large: the mock accepts at most 1024 bytes"}
 
@@ -132,6 +133,8 @@ def assert_answer(response, status: int, body: Any) -> None:
     assert response.status_code == status, got
     if body == ERROR_ID:
         assert set(got) == {"error"} and ERROR_ID_TEXT.match(got["error"]), got
+    elif body == RAILS_BAD_REQUEST:
+        assert got == {"status": 400, "error": "Bad Request"}, got
     elif body == BAD_REQUEST:
         assert set(got) == {"error"} and got["error"], got
     else:
@@ -231,8 +234,8 @@ def _cases() -> list[Case]:
     cases.append(Case("malformed-body-json-syntax", "malformed-body", Push(raw=b'{"event": "newCall", "from": '),
                       None, None, "Zammad answers 500", 500, ERROR_ID))
     cases.append(Case("malformed-body-json-not-utf8", "malformed-body",
-                      Push(raw=b'{"event": "newCall", "user": "\xff\xfe"}'),
-                      None, None, "Zammad answers 500", 500, ERROR_ID))
+                      Push(raw=b'{"event": "newCall", "user": "\xff\xfe"}', accept="application/json"),
+                      None, None, "Zammad answers 400", 400, RAILS_BAD_REQUEST))
 
     cases.append(Case("missing-content-type", "missing-content-type",
                       Push(raw=b"event=newCall&direction=in&from=493023125741&to=492214710334&callId=no-ct",

@@ -361,7 +361,7 @@ def test_json_body_that_is_not_an_object(client, token, body):
     assert (response.status_code, response.get_json()) == (422, INVALID_DIRECTION)
 
 
-@pytest.mark.parametrize("body", ['{"event": "newCall",', "{event: newCall}", "\xff"], ids=["truncated", "unquoted", "not-utf8"])
+@pytest.mark.parametrize("body", ['{"event": "newCall",', "{event: newCall}"], ids=["truncated", "unquoted"])
 def test_malformed_json(client, token, body):
     """Rails' ParseError is a StandardError: Zammad's error handler answers 500 with an Error ID."""
     response = client.post(f"/api/v1/cti/{token}", data=body.encode("latin-1"), content_type="application/json",

@@ -245,7 +245,7 @@ def request_findings(
                                                   "web server refuses such bodies too. A CTI event is a few hundred bytes."))
         return findings
     if outcome == "malformed-body" or params is None:
-        answer = "500 with an Error ID" if encoding == "json" else "400"
+        answer = "500 with an Error ID" if outcome == "internal-error" else "400"
         findings.append(Finding("malformed-body", f"The body could not be parsed; Zammad answers {answer} and ignores "
                                                   "the event."))
         return findings
