@@ -30,6 +30,7 @@ from mock_server.zammad.endpoint import new_call_action
 ROOT = Path(__file__).resolve().parents[1]
 SPEC_PATH = ROOT / "openapi.yaml"
 CONFIG_PATH = ROOT / "fixtures" / "documented-config.json"
+PROFILES_DIR = ROOT / "mock_server" / "zammad" / "profiles"
 
 SPEC: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
 
@@ -68,9 +69,11 @@ REQUIRED_RESPONSE_EXAMPLES = {
     ("POST", PUSH_PATH, "200"): {"empty", "docsDefaultDial", "munichDial", "berlinDial", "reject"},
     ("POST", PUSH_PATH, "400"): {"badRequest"},
     ("POST", PUSH_PATH, "401"): {"invalidToken"},
+    ("POST", PUSH_PATH, "404"): {"noRoute"},
     ("POST", PUSH_PATH, "413"): {"bodyTooLarge"},
     ("POST", PUSH_PATH, "422"): {"featureDisabled", "notConfigured", "invalidDirection", "unknownEvent",
-                                  "featureDisabled2021", "invalidDirection2021", "missingColumn", "duplicateCallRace"},
+                                  "featureDisabled2021", "invalidDirection2021", "missingColumn", "missingCallId",
+                                  "duplicateCallRace", "duplicateCallRace2021"},
     ("POST", PUSH_PATH, "500"): {"duplicateCall", "duplicateCall2021", "unknownCall"},
     ("GET", LOG_PATH, "200"): {"twoCalls"},
     ("GET", LOG_PATH, "401"): {"unknownToken"},
@@ -337,6 +340,13 @@ VALID_EVENT = {
         pytest.param("422", {"error": "Invalid direction!", "code": 422}, id="422-extra-key"),
         pytest.param("500", {"error": "Invalid direction!"}, id="500-422-text"),
         pytest.param("500", {"message": "Object already exists!"}, id="500-wrong-key"),
+        pytest.param("500", {"error": "Object already exists"}, id="500-2021-text-without-bang"),
+        pytest.param("500", {"error": "This object already exists"}, id="500-current-text-without-dot"),
+        pytest.param("422", {"error": "Feature is disabled, please contact your admin!"}, id="422-mixed-versions"),
+        pytest.param("422", {"error": "Invalid 'direction'"}, id="422-current-missing-bang"),
+        pytest.param("404", {"error": "Not Found"}, id="404-other-text"),
+        pytest.param("404", {"error": "This page doesn't exist.", "error_human": "Not Found"}, id="404-other-human"),
+        pytest.param("404", {"error": "This page doesn't exist.", "allow": "POST"}, id="404-extra-key"),
         pytest.param("400", {"error": 400}, id="400-non-string"),
     ],
 )
@@ -380,6 +390,112 @@ def test_request_schema_accepts(media_type: str, body: Any) -> None:
     assert validator.is_valid(body), describe_errors(validator, body)
 
 
+# --- Zammad versions: the spec holds every text of both profiles -----------------
+
+PROFILES = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in sorted(PROFILES_DIR.glob("*.json"))}
+# Answer cases of the caller log; every other case is an answer of the push endpoint.
+LOG_CASES = {"authentication-required", "unknown-api-token"}
+SAMPLE_ERROR_ID = "Error ID aB3_x-9Q: Please contact your administrator."
+
+
+def profile_answers() -> list[Any]:
+    cases = []
+    for name, profile in PROFILES.items():
+        for case, answer in profile["answers"].items():
+            text = SAMPLE_ERROR_ID if answer.get("error_id") else answer["error"]
+            for column in ("from", "to", "call_id") if "{column}" in text else (None,):
+                error = text.replace("{column}", column) if column else text
+                body = {"error": error, **({"error_human": error} if answer.get("error_human") else {})}
+                cases.append(pytest.param(case, answer, body, id=f"{name}-{case}" + (f"-{column}" if column else "")))
+    return cases
+
+
+def test_both_profiles_are_known() -> None:
+    assert set(PROFILES) == {"current", "2021"}
+
+
+@pytest.mark.parametrize(("case", "answer", "body"), profile_answers())
+def test_profile_answer_is_documented(case: str, answer: dict[str, Any], body: dict[str, Any]) -> None:
+    path, method = (LOG_PATH, "get") if case in LOG_CASES else (PUSH_PATH, "post")
+    status = str(answer["status"])
+    assert status in SPEC["paths"][path][method]["responses"], (case, status)
+    validator = response_schema(status, path, method)
+    assert validator.is_valid(body), describe_errors(validator, body)
+    content = SPEC["paths"][path][method]["responses"][status]["content"]
+    if answer.get("handler"):
+        # The error handler answers HTML to a client that does not accept JSON.
+        assert content.get("text/html", {}).get("schema", {}).get("type") == "string", (case, status)
+
+
+@pytest.mark.parametrize("status", ["401"])
+def test_controller_answers_are_json_only(status: str) -> None:
+    # The controller's own answer ignores Accept: the 401 of the push endpoint is JSON, never HTML.
+    assert set(SPEC["paths"][PUSH_PATH]["post"]["responses"][status]["content"]) == {JSON}
+
+
+def _examples_by_text() -> dict[str, list[tuple[str, str]]]:
+    found: dict[str, list[tuple[str, str]]] = {}
+    for _m, _p, _status, media_type, media in response_media():
+        if media_type != JSON:
+            continue
+        for name, example in media.get("examples", {}).items():
+            value = example["value"]
+            if isinstance(value, dict) and isinstance(value.get("error"), str):
+                found.setdefault(value["error"], []).append((name, example["summary"]))
+    return found
+
+
+def test_every_fixed_text_of_each_profile_has_a_named_example() -> None:
+    by_text = _examples_by_text()
+    current = PROFILES["current"]["answers"]
+    missing = []
+    for name, profile in PROFILES.items():
+        for case, answer in profile["answers"].items():
+            if answer.get("error_id") or "{column}" in answer.get("error", ""):
+                continue
+            text = answer["error"]
+            examples = by_text.get(text, [])
+            if name == "2021" and text != current[case].get("error"):
+                # A text only Zammad 5.x words: an example named ...2021 that says so.
+                examples = [(n, summ) for n, summ in examples if n.endswith("2021") and "Zammad 5.x (2021)" in summ]
+            else:
+                examples = [(n, summ) for n, summ in examples if not n.endswith("2021")]
+            if not examples:
+                missing.append(f"{name}/{case}: {text}")
+    assert not missing, missing
+
+
+def test_2021_examples_are_marked_and_hold_no_current_text() -> None:
+    by_text = _examples_by_text()
+    current_texts = {a["error"] for a in PROFILES["current"]["answers"].values() if "error" in a}
+    named_2021 = [(text, name, summ) for text, found in by_text.items() for name, summ in found if name.endswith("2021")]
+    assert len(named_2021) >= 4
+    for text, name, summary in named_2021:
+        assert "Zammad 5.x (2021)" in summary, name
+        assert text not in current_texts, name
+
+
+def test_info_names_both_versions() -> None:
+    info = SPEC["info"]
+    assert "x-zammad-versions" in info["description"]
+    versions = info["x-zammad-versions"]
+    assert set(versions) == {"current", "2021"}
+    assert versions["current"]["code"].endswith("4ca1e987")
+    assert versions["current"]["error-handler"].endswith("369c62ec")
+    assert versions["2021"]["code"].endswith("5df98684")
+    for commit in ("4ca1e987", "369c62ec", "5df98684"):
+        assert commit in info["description"], commit
+    # The format rule is stated up front.
+    assert "text/html" in info["description"] and "*/*" in info["description"]
+
+
+def test_no_405_is_documented() -> None:
+    # Zammad's catch-all route answers unrouted methods 404; there is no 405.
+    statuses = {status for _m, _p, operation in operations() for status in operation.get("responses", {})}
+    assert "405" not in statuses
+    assert "404" in SPEC["paths"][PUSH_PATH]["post"]["responses"]
+
+
 def test_caller_log_entry_schema() -> None:
     entry = response_examples("200", LOG_PATH, "get")["twoCalls"]["list"][0]
     validator = component("CallerLogEntry")
@@ -388,6 +504,23 @@ def test_caller_log_entry_schema() -> None:
     assert not validator.is_valid({**entry, "end_at": "yesterday"})
     assert not validator.is_valid({**entry, "state": "ringing"})
     assert not validator.is_valid({k: v for k, v in entry.items() if k != "preferences"})
+    assert not validator.is_valid({k: v for k, v in entry.items() if k != "from_pretty"})
+    record = entry["preferences"]["from"][0]
+    assert validator.is_valid({**entry, "preferences": {**entry["preferences"], "from": [record] * 20}})
+    assert not validator.is_valid({**entry, "preferences": {**entry["preferences"], "from": [record] * 21}})
+    assert not validator.is_valid({**entry, "preferences": {"from": [{**record, "level": "unknown"}]}})
+    assert not validator.is_valid({**entry, "preferences": {"from": [{**record, "object": "Organization"}]}})
+
+
+def test_caller_log_backends_and_assets() -> None:
+    log = response_examples("200", LOG_PATH, "get")["twoCalls"]
+    assert [b["name"] for b in log["backends"]] == ["CTI (generic)", "sipgate.io", "Placetel"]
+    assert log["backends"][0] == {"name": "CTI (generic)", "enabled": True, "url": "#system/integration/cti"}
+    user_ids = {str(r["user_id"]) for e in log["list"] for r in e["preferences"].get("from", []) + e["preferences"].get("to", [])}
+    assert user_ids and user_ids <= set(log["assets"]["User"])
+    validator = component("CallerLog")
+    assert not validator.is_valid({k: v for k, v in log.items() if k != "backends"})
+    assert not validator.is_valid({**log, "backends": [{"name": "CTI (generic)", "enabled": True}]})
 
 
 # --- schemathesis ----------------------------------------------------------------
