@@ -119,10 +119,10 @@ CORPUS = [
     # Broken JSON and JSON that is not an object (Rails wraps a non-object under "_json").
     bad("malformed-json", raw_json(b'{"event": "newCall", "direction": "in",'), {400}, MALFORMED),
     bad("json-trailing-garbage", raw_json(b'{"event": "newCall"} and more'), {400}, MALFORMED),
-    bad("json-array", raw_json(b'["newCall", "in"]'), {422}, {"missing-field", "unknown-field"}),
-    bad("json-string", raw_json(b'"newCall"'), {422}, {"missing-field", "unknown-field"}),
-    bad("json-null", raw_json(b"null"), {422}, {"missing-field", "unknown-field"}),
-    bad("json-number", raw_json(b"42"), {422}, {"missing-field", "unknown-field"}),
+    bad("json-array", raw_json(b'["newCall", "in"]'), {422}, {"invalid-direction"}),
+    bad("json-string", raw_json(b'"newCall"'), {422}, {"invalid-direction"}),
+    bad("json-null", raw_json(b"null"), {422}, {"invalid-direction"}),
+    bad("json-number", raw_json(b"42"), {422}, {"invalid-direction"}),
     # Objects and arrays where Zammad expects strings.
     bad("object-as-from", as_json({**VALID, "callId": "b-1", "from": {"number": "493023125741"}}), {200}, {"wrong-type"}),
     bad("array-as-direction", as_json({**VALID, "callId": "b-2", "direction": ["in"]}), {422},
@@ -154,11 +154,11 @@ CORPUS = [
         {"invalid-event"}),
     # Missing or wrong Content-Type: Rails leaves the body alone, the query string alone counts.
     bad("json-as-text-plain", lambda: {"data": json.dumps({**VALID, "callId": "b-15"}), "content_type": "text/plain"},
-        {422}, {"missing-field"}),
+        {422}, {"invalid-direction"}),
     bad("json-as-application-xml",
         lambda: {"data": json.dumps({**VALID, "callId": "b-16"}), "content_type": "application/xml"},
-        {422}, {"missing-field"}),
-    bad("form-without-content-type", lambda: {"data": VALID_FORM + b"&callId=b-17"}, {422}, {"missing-field"}),
+        {422}, {"invalid-direction"}),
+    bad("form-without-content-type", lambda: {"data": VALID_FORM + b"&callId=b-17"}, {422}, {"invalid-direction"}),
     # Multipart that cannot be read.
     bad("multipart-without-boundary", multipart(multipart_fields(("event", b"newCall")), "multipart/form-data"),
         {400, 422}, {"malformed-body", "missing-field"}),

@@ -184,7 +184,7 @@ def test_json_report_has_calls_events_findings_and_summary(journal):
     finding = dup["findings"][0]
     assert finding["code"] == "duplicate-newcall" and finding["severity"] == "error"
     assert finding["request_id"] == dup["events"][1]["request_id"] and finding["event"] == "newCall"
-    assert "Object already exists" in finding["message"]
+    assert "This object already exists." in finding["message"]
     assert dup["passed"] is False and dup["counts"] == {"error": 1, "warning": 0, "info": 0}
 
     assert sorted(codes(calls["user-1"])) == ["repeated-plain-key", "unknown-field"]
@@ -230,7 +230,7 @@ def test_junit_report_is_valid_xml_with_a_failure_per_failing_call(journal):
     dup_failure = cases["call dup-1"].find("failure")
     assert dup_failure.get("type") == "duplicate-newcall"
     assert "duplicate-newcall" in dup_failure.get("message")
-    assert "Object already exists" in dup_failure.text
+    assert "This object already exists." in dup_failure.text
     assert "malformed-body" in cases["requests without a callId"].find("failure").get("message")
 
     # warnings are no failures; they are in the testcase's output

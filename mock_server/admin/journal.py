@@ -23,7 +23,7 @@ from typing import Any
 
 from ..db import Database
 from ..zammad.calls import call_id_of, rails_time
-from .findings import LOGGED_NEW_CALL, Finding, request_findings
+from .findings import ACCEPT_UNKNOWN, LOGGED_NEW_CALL, Finding, request_findings
 from .writer_board import WriterBoard
 
 DEFAULT_JOURNAL_LIMIT = 100_000
@@ -56,7 +56,7 @@ def without_token(params: dict[str, Any]) -> dict[str, Any]:
 def push_record(*, method: str, path: str, content_type: str | None, encoding: str | None,
                 params: dict[str, Any] | None, repeated_keys: list[str], token_valid: bool, status: int,
                 answer: dict[str, Any], outcome: str, reason: str, details: dict[str, Any],
-                duration_ms: float, fault: dict[str, Any] | None) -> dict[str, Any]:
+                duration_ms: float, fault: dict[str, Any] | None, accept: Any = ACCEPT_UNKNOWN) -> dict[str, Any]:
     """One journal entry as a plain dict (no Flask objects: it crosses to the writer thread)."""
     shown = without_token(params) if params is not None else None
     return {
@@ -77,6 +77,8 @@ def push_record(*, method: str, path: str, content_type: str | None, encoding: s
         "details": details,
         "duration_ms": round(duration_ms, 3),
         "fault": fault,
+        # The Accept header (None: not sent): Zammad's error pages follow it.
+        **({} if accept is ACCEPT_UNKNOWN else {"accept": accept}),
     }
 
 
@@ -84,7 +86,8 @@ def _findings_of(entry: dict[str, Any], new_call_params: dict[str, Any] | None) 
     """The findings of one journal entry; ``new_call_params`` are its call's newCall's, if known."""
     return request_findings(params=entry["params"], encoding=entry["encoding"], repeated_keys=entry["repeated_keys"],
                             outcome=entry["outcome"], token_valid=entry["token_valid"], fault=entry["fault"],
-                            new_call_params=new_call_params)
+                            new_call_params=new_call_params, status=entry["status"],
+                            accept=entry.get("accept", ACCEPT_UNKNOWN))
 
 
 @dataclass

@@ -36,7 +36,7 @@ from typing import Any
 from ..db import JOURNAL_SCHEMA, Database, journal_file
 from ..zammad.call_log import CallLog
 from ..zammad.calls import rails_time
-from .findings import CODES, ERROR, INFO, WARNING, summarize, unfinished_call_findings
+from .findings import CODES, ERROR, INFO, WARNING, summarize, unfinished_call_findings, with_sequence_findings
 from .journal import Journal
 
 REPORT_VERSION = 1
@@ -85,7 +85,9 @@ def build_report(journal_path: str | Path, *, since: datetime | None = None,
     except sqlite3.DatabaseError as exc:
         raise ReportError(f"{path} could not be opened as a zammad-cti journal: {exc}") from None
     try:
-        entries = journal.entries(since=since_text)
+        # Judged on the whole journal: a second hangup's first may be older than --since.
+        entries = [e for e in with_sequence_findings(journal.entries())
+                   if since_text is None or e["time"] >= since_text]
         call_log = CallLog(db)
         overdue = {str(e["call_id"]): e for e in call_log.unfinished(now - timedelta(seconds=stale_after))}
         grouped: dict[str, list[dict[str, Any]]] = {}

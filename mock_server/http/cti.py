@@ -105,6 +105,7 @@ def push_reply(state: MockState, request: Request, token: str) -> PushReply:
         details=answer.details,
         duration_ms=(time.perf_counter() - started) * 1000,
         fault=fault,
+        accept=request.headers.get("Accept"),
     ))
     if fault is not None and fault["kind"] in ("drop", "hang"):
         if fault["kind"] == "hang":
