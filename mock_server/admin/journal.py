@@ -39,6 +39,11 @@ _RECHECK_FOR_SECONDS = 1.0
 _RECENT_NEW_CALLS = 4096  # newCall parameters kept at hand for the findings of answer and hangup
 
 
+def _storable(text: str) -> str:
+    """A lone surrogate a PBX sent (JSON "\\ud800") cannot be bound as SQLite text: it becomes U+FFFD."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if not text.isascii() else text
+
+
 def mask_path(path: str) -> str:
     """``/api/v1/cti/SECRET`` -> ``/api/v1/cti/***`` (the caller log path stays readable)."""
     prefix = "/api/v1/cti/"
@@ -172,7 +177,7 @@ class Journal:
         others_pending = self._board.others_pending()  # before the query: what it may not see yet
         stored_new_calls = self._stored_new_calls(batch)
         for index, entry in enumerate(batch):
-            call_id = None if entry["call_id"] is None else str(entry["call_id"])
+            call_id = None if entry["call_id"] is None else _storable(str(entry["call_id"]))
             new_call_params = None
             if call_id is not None and entry["event"] in ("answer", "hangup"):
                 new_call_params = self._recent_new_calls.get(call_id) or stored_new_calls.get(call_id)

@@ -244,12 +244,28 @@ def _plural(count: int, word: str) -> str:
 # Rendering ---------------------------------------------------------------------
 
 def render(report: dict[str, Any], fmt: str) -> str:
-    """The report as ``text``, ``json`` or ``junit``; always ends with a newline."""
+    """The report as ``text``, ``json`` or ``junit``; always ends with a newline, always encodable as UTF-8."""
     try:
         renderer = RENDERERS[fmt]
     except KeyError:
         raise ReportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}") from None
-    return renderer(report)
+    text = renderer(report)
+    # A PBX may send a lone surrogate ("\ud800" in JSON): JSON keeps it as its escape, text shows U+FFFD.
+    if fmt == "json":
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _cell(value: Any) -> str:
+    """Any JSON value a PBX sent, as one line of text: strings as they are, the rest as JSON."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def render_json(report: dict[str, Any]) -> str:
@@ -300,7 +316,7 @@ def _text_call(call: dict[str, Any]) -> list[str]:
 
 
 def _text_events(events: list[dict[str, Any]]) -> list[str]:
-    rows = [[f"#{e['request_id']}", e["time"], e["event"] or "-",
+    rows = [[f"#{e['request_id']}", e["time"], _cell(e["event"]),
              "---" if e["status"] is None else str(e["status"]), _answer_text(e),
              ", ".join(e["findings"])] for e in events]
     return _columns(rows, indent=2)
@@ -327,7 +343,7 @@ def _text_findings(findings: list[dict[str, Any]]) -> list[str]:
 
 
 def _where(finding: dict[str, Any]) -> str:
-    return f"#{finding['request_id']}" + (f" {finding['event']}" if finding["event"] else "")
+    return f"#{finding['request_id']}" + (f" {_cell(finding['event'])}" if finding["event"] else "")
 
 
 def _caller_log_line(log: dict[str, Any] | None) -> str:
