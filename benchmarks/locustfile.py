@@ -9,8 +9,10 @@ failure when the target's answer differs from the one a real Zammad gives.
 Requests are named by event, so Locust's statistics read ``newCall``,
 ``answer`` and ``hangup`` and never show the URL, which carries the token::
 
-    locust -f benchmarks/locustfile.py --headless -u 20 -r 10 -t 30s \\
-        --cti-target http://127.0.0.1:3000/api/v1/cti/TOKEN
+    locust -f benchmarks/locustfile.py --headless -u 20 -r 10 -t 30s --stop-timeout 10s \\
+        --cti-speed 50 --cti-target http://127.0.0.1:3000/api/v1/cti/TOKEN
+
+(``--stop-timeout`` lets the calls in flight hang up when the time is up.)
 
 Options (each also an environment variable): ``--cti-target`` (CTI_TARGET),
 the full endpoint URL; or ``--host`` with ``--cti-token`` (CTI_TOKEN);

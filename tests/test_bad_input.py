@@ -126,10 +126,10 @@ CORPUS = [
     # Rails' JSON ParseError is a StandardError to Zammad's error handler: 500 with an Error ID.
     bad("malformed-json", raw_json(b'{"event": "newCall", "direction": "in",'), {500}, MALFORMED),
     bad("json-trailing-garbage", raw_json(b'{"event": "newCall"} and more'), {500}, MALFORMED),
-    bad("json-array", raw_json(b'["newCall", "in"]'), {422}, {"missing-field", "unknown-field"}),
-    bad("json-string", raw_json(b'"newCall"'), {422}, {"missing-field", "unknown-field"}),
-    bad("json-null", raw_json(b"null"), {422}, {"missing-field", "unknown-field"}),
-    bad("json-number", raw_json(b"42"), {422}, {"missing-field", "unknown-field"}),
+    bad("json-array", raw_json(b'["newCall", "in"]'), {422}, {"invalid-direction"}),
+    bad("json-string", raw_json(b'"newCall"'), {422}, {"invalid-direction"}),
+    bad("json-null", raw_json(b"null"), {422}, {"invalid-direction"}),
+    bad("json-number", raw_json(b"42"), {422}, {"invalid-direction"}),
     # Objects and arrays where Zammad expects strings.
     bad("object-as-from", as_json({**VALID, "callId": "b-1", "from": {"number": "493023125741"}}), {200}, {"wrong-type"}),
     bad("array-as-direction", as_json({**VALID, "callId": "b-2", "direction": ["in"]}), {422},
@@ -161,10 +161,10 @@ CORPUS = [
         {"invalid-event"}),
     # A wrong Content-Type: Rails leaves the body alone, the query string alone counts.
     bad("json-as-text-plain", lambda: {"data": json.dumps({**VALID, "callId": "b-15"}), "content_type": "text/plain"},
-        {422}, {"missing-field"}),
+        {422}, {"invalid-direction"}),
     bad("json-as-application-xml",
         lambda: {"data": json.dumps({**VALID, "callId": "b-16"}), "content_type": "application/xml"},
-        {422}, {"missing-field"}),
+        {422}, {"invalid-direction"}),
     # No Content-Type at all: Rack's form_data? is true, the body is read as a form.
     bad("form-without-content-type", lambda: {"data": VALID_FORM + b"&callId=b-17"}, {200}, {"missing-content-type"}),
     # Multipart that cannot be read.

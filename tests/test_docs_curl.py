@@ -16,6 +16,7 @@ import os
 import shlex
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from agent import AGENT_AUTH
@@ -114,3 +115,22 @@ def test_dial_answer_spells_caller_id_not_callerId(mock, token, documented):
     assert answer == {"action": "dial", "caller_id": example["callerId"], "number": example["number"]}
     assert "callerId" not in answer
     assert answer != example
+
+
+def _readme_block(marker: str) -> str:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    after = text[text.index(f"<!-- {marker} -->"):]
+    start = after.index("```")
+    body = after[after.index("\n", start) + 1:]
+    return body[:body.index("```")]
+
+
+def test_readme_first_call_block_gets_its_answer(mock):
+    """The README's "first call" block, run with the real curl against the mock."""
+    lines = _readme_block("first-call").replace("\\\n", " ").splitlines()
+    command = next(line for line in lines if line.startswith("curl "))
+    argv = shlex.split(command.replace("127.0.0.1:3000", f"127.0.0.1:{mock.port}"))
+    argv[0] = CURL
+    assert json.loads(run_curl(argv)) == json.loads(_readme_block("first-call-answer"))
+    findings = mock.app.test_client().get("/__admin/findings").get_json()["findings"]
+    assert findings == []

@@ -31,6 +31,7 @@ from zammad_answers import ERROR_ID
 
 import mock_server.server
 from mock_server import MockServer
+from mock_server.admin.faults import FaultError, parse_fault_option
 from mock_server.cli import main
 
 NEW_CALL = {"event": "newCall", "from": "494012345678", "to": "493012340000", "direction": "in"}
@@ -500,3 +501,18 @@ def test_a_new_worker_keeps_the_faults_and_config_set_at_run_time(serve):
     assert statuses == {503}
     shown = mock.http.get(f"{mock.base}/__admin/config", timeout=5).json()
     assert shown["cti_config"].get("view_limit") == 7
+
+
+@pytest.mark.parametrize(("spec", "problem"), [
+    ("latncy:500", "unknown kind 'latncy': choose one of latency, status, drop, hang"),
+    ("latency:soon", "'soon' is not a number: give milliseconds"),
+    ("status:5x", "'5x' is not a number: give an HTTP status"),
+    ("status:503,times=x", "'x' is not a number: give a whole number of requests"),
+    ("drop,event=newcall", "unknown event 'newcall' (did you mean 'newCall'? names are case-sensitive)"),
+    ("drop,event=ring", "unknown event 'ring': choose one of newCall, answer, hangup"),
+])
+def test_fault_spec_errors_name_the_problem(spec, problem):
+    with pytest.raises(FaultError) as raised:
+        parse_fault_option(spec)
+    assert str(raised.value).startswith(f"--fault {spec!r}: ") and problem in str(raised.value)
+    assert "invalid literal" not in str(raised.value) and "could not convert" not in str(raised.value)

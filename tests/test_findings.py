@@ -34,6 +34,7 @@ from zammad_answers import missing_column
 
 from mock_server.admin import findings as findings_module
 from mock_server.admin import journal as journal_module
+from mock_server.admin import views as views_module
 from mock_server.admin.findings import CODES, ERROR, INFO, WARNING
 from mock_server.resources import openapi_path
 
@@ -85,14 +86,21 @@ class Push:
     token: str = TOKEN
     raw: bytes | None = None
     content_type: str = "application/json"
-    accept: str | None = "*/*"  # None: no Accept header, as Go's net/http sends
 
 
 def send(client, push, request: Push):
     if request.raw is not None:
-        return client.post(f"/api/v1/cti/{request.token}", data=request.raw, content_type=request.content_type,
-                           headers={"Accept": request.accept} if request.accept else {})
-    return push(client, request.params, request.encoding, request.token, accept=request.accept)
+        return client.post(f"/api/v1/cti/{request.token}", data=request.raw, content_type=request.content_type)
+    # No Accept of the request's own: the client's (json_client) decides.
+    return push(client, request.params, request.encoding, request.token, accept=None)
+
+
+def json_client(app, accept: str | None = "application/json"):
+    """A test client that sends ``Accept`` (the Flask test client sends none, as Go's net/http)."""
+    client = app.test_client()
+    if accept is not None:
+        client.environ_base["HTTP_ACCEPT"] = accept
+    return client
 
 
 def add_fault(client, fault: dict[str, Any]) -> None:
@@ -159,6 +167,7 @@ class Case:
     app: dict[str, Any] = field(default_factory=dict)  # make_app overrides
     fault: dict[str, Any] | None = None  # POST /__admin/faults first
     twin: Push | None = None  # the same request without the mistake: the same answer
+    accept: str | None = "application/json"  # None: no Accept header
 
 
 def _cases() -> list[Case]:
@@ -211,10 +220,10 @@ def _cases() -> list[Case]:
                           twin=Push(event("hangup", "in", cid, cause="normalClearing"), enc)))
 
     cases.append(Case("callid-too-long-json-251", "callid-too-long", Push(event("newCall", "in", long_id)),
-                      long_id, "callId", "cuts it to 250", 200, EMPTY))
+                      long_id, "callId", "cuts the rest", 200, EMPTY))
     cases.append(Case("callid-too-long-urlencoded-call_id-251", "callid-too-long",
                       Push({**without(event("newCall", "in", "-"), "callId"), "call_id": long_id}, "urlencoded"),
-                      long_id, "call_id", "cuts it to 250", 200, EMPTY))
+                      long_id, "call_id", "cuts the rest", 200, EMPTY))
     # minLength: the one contract rule no more specific code covers. Ruby's || takes "" as given.
     cases.append(Case("invalid-value-empty-callId-json", "invalid-value", Push(event("newCall", "in", "")),
                       "", "callId", "Zammad", 200, EMPTY))
@@ -234,15 +243,12 @@ def _cases() -> list[Case]:
     cases.append(Case("malformed-body-json-syntax", "malformed-body", Push(raw=b'{"event": "newCall", "from": '),
                       None, None, "Zammad answers 500", 500, ERROR_ID))
     cases.append(Case("malformed-body-json-not-utf8", "malformed-body",
-                      Push(raw=b'{"event": "newCall", "user": "\xff\xfe"}', accept="application/json"),
+                      Push(raw=b'{"event": "newCall", "user": "\xff\xfe"}'),
                       None, None, "Zammad answers 400", 400, RAILS_BAD_REQUEST))
 
     cases.append(Case("missing-content-type", "missing-content-type",
                       Push(raw=b"event=newCall&direction=in&from=493023125741&to=492214710334&callId=no-ct",
                            content_type=None), "no-ct", None, "Rack reads it as a form", 200, EMPTY))
-    cases.append(Case("html-error-page", "html-error-page",
-                      Push(event("hangup", "in", "html-page"), "urlencoded", accept=None),
-                      "html-page", None, "Accept: application/json", 500, HTML_PAGE))
     cases.append(Case("body-too-large", "body-too-large", Push(raw=b'{"event": "newCall", "user": "' + b"x" * 2048 + b'"}'),
                       None, None, "413", 413, TOO_LARGE, app={"MAX_CONTENT_LENGTH": 1024}))
 
@@ -300,6 +306,31 @@ def _cases() -> list[Case]:
     cases.append(Case("fault-injected-latency", "fault-injected", Push(event("newCall", "out", "fault-slow")),
                       "fault-slow", None, "shaped this answer", 200, DIAL_DEFAULT,
                       fault={"kind": "latency", "latency_ms": 1, "times": 1}))
+    cases.append(Case("whitespace-value-json-from", "whitespace-value",
+                      Push(event("newCall", "in", "space-json", **{"from": "493023125741 "})), "space-json", "from",
+                      "Zammad stores and matches it as sent", 200, EMPTY,
+                      twin=Push(event("newCall", "in", "space-json"))))
+    # A raw '+' in a form body is a space: the number arrives as " 4930...".
+    raw_plus = b"event=newCall&from=+493023125741&to=492214710334&direction=in&callId=raw-plus"
+    cases.append(Case("whitespace-value-urlencoded-raw-plus", "whitespace-value",
+                      Push(raw=raw_plus, content_type="application/x-www-form-urlencoded"), "raw-plus", "from",
+                      "encode it as %2B", 200, EMPTY))
+    cases.append(Case("second-hangup-json", "second-hangup",
+                      Push(event("hangup", "in", "twice", cause="cancel")), "twice", None,
+                      "Zammad overwrites the first hangup", 200, EMPTY,
+                      before=(Push(event("newCall", "in", "twice")),
+                              Push(event("hangup", "in", "twice", cause="normalClearing")))))
+    cases.append(Case("event-after-hangup-json", "event-after-hangup",
+                      Push(event("transfer", "in", "after-end")), "after-end", None,
+                      "after the call's hangup", 422, ERROR_ID,
+                      before=(Push(event("newCall", "in", "after-end")),
+                              Push(event("hangup", "in", "after-end", cause="normalClearing")))))
+    cases.append(Case("callid-reused-json", "callid-reused", Push(event("newCall", "in", "reused")), "reused",
+                      None, "a call that already ended", 500, ALREADY_EXISTS,
+                      before=(Push(event("newCall", "in", "reused")),
+                              Push(event("hangup", "in", "reused", cause="normalClearing")))))
+    cases.append(Case("html-error-page-no-accept", "html-error-page", Push(event("answer", "in", "no-accept")),
+                      "no-accept", None, "HTML error page", 500, HTML_PAGE, accept=None))
     return cases
 
 
@@ -309,7 +340,7 @@ CASES = _cases()
 def run_case(make_app, push, case: Case, request: Push | None = None):
     """A fresh app, the case's set-up, then its request (or ``request``); the app, client and answer."""
     app = make_app(**case.app)
-    client = app.test_client()
+    client = json_client(app, case.accept)
     for earlier in case.before:
         response = send(client, push, earlier)
         assert response.status_code == 200, response.get_json()
@@ -367,12 +398,13 @@ def test_severities_are_the_documented_ones():
     for code, (severity, _meaning) in CODES.items():
         by_severity[severity].add(code)
     assert by_severity == {
-        WARNING: {"unknown-field", "invalid-cause", "repeated-plain-key", "answer-after-hangup", "number-changed", "missing-content-type", "html-error-page",
-                  "user-on-outbound-answer", "call-not-ended"},
+        WARNING: {"unknown-field", "invalid-cause", "repeated-plain-key", "answer-after-hangup", "number-changed",
+                  "user-on-outbound-answer", "call-not-ended", "whitespace-value", "second-hangup",
+                  "html-error-page", "missing-content-type"},
         ERROR: {"wrong-type", "missing-field", "invalid-direction", "invalid-event", "callid-too-long",
                 "invalid-value", "wrong-token", "malformed-body", "body-too-large", "event-before-newcall",
-                "duplicate-newcall", "direction-changed", "answer-user-not-a-string"},
-        INFO: {"feature-disabled", "not-configured", "fault-injected"},
+                "duplicate-newcall", "direction-changed", "callid-reused", "answer-user-not-a-string"},
+        INFO: {"feature-disabled", "not-configured", "fault-injected", "event-after-hangup"},
     }
 
 
@@ -390,6 +422,7 @@ def test_findings_never_change_the_answer(make_app, push, monkeypatch, case: Cas
 
     # A mock that judges nothing answers the same.
     monkeypatch.setattr(journal_module, "request_findings", lambda **_: [])
+    monkeypatch.setattr(views_module, "sequence_findings", lambda _entries: ({}, set()))
     _, quiet_client, quiet = run_case(make_app, push, case)
     assert (quiet.status_code, normalized(quiet.get_json())) == (response.status_code,
                                                                 normalized(response.get_json()))
@@ -481,7 +514,7 @@ def test_clean_calls_have_no_findings_at_all(make_app, push):
 @pytest.mark.parametrize("encoding", FORM_ENCODINGS)
 def test_rails_array_is_not_a_repeated_plain_key(make_app, push, encoding):
     """``user[]=A&user[]=B`` is the Rails array: no repeated-plain-key (``user=A&user=B`` is one, above)."""
-    client = make_app().test_client()
+    client = json_client(make_app())
     response = push(client, event("newCall", "in", "arr", **{"user[]": ["Christopher Miller", "Emma Taylor"]}),
                     encoding)
     assert (response.status_code, response.get_json()) == (200, EMPTY)
@@ -505,7 +538,7 @@ def test_a_refused_newcall_is_not_the_calls_newcall(make_app, push, refused, cod
     only finding is the refused request's own. Each request is stored before the next
     (flush), so the journal is read back rather than the writer's batch.
     """
-    client = make_app().test_client()
+    client = json_client(make_app())
     first = send(client, push, refused)
     assert first.status_code in (401, 422)
     flush(client)
@@ -524,7 +557,7 @@ def test_a_refused_newcall_is_not_the_calls_newcall(make_app, push, refused, cod
 
 @pytest.mark.parametrize("answered", [False, True], ids=["ringing", "answered"])
 def test_call_not_ended_until_the_hangup(make_app, push, answered):
-    client = make_app(STALE_CALL_SECONDS=0).test_client()
+    client = json_client(make_app(STALE_CALL_SECONDS=0))
     assert push(client, event("newCall", "in", "open")).status_code == 200
     if answered:
         assert push(client, event("answer", "in", "open")).status_code == 200
@@ -549,7 +582,7 @@ def test_call_not_ended_until_the_hangup(make_app, push, answered):
 
 
 def test_call_not_ended_waits_for_stale_call_seconds(make_app, push):
-    client = make_app().test_client()  # STALE_CALL_SECONDS 600
+    client = json_client(make_app())  # STALE_CALL_SECONDS 600
     assert push(client, event("newCall", "in", "fresh")).status_code == 200
     assert admin_findings(client)["findings"] == []
 
@@ -573,7 +606,7 @@ def _key(finding: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def test_call_id_filter(make_app, push):
-    client = make_app(STALE_CALL_SECONDS=0).test_client()
+    client = json_client(make_app(STALE_CALL_SECONDS=0))
     _session(client, push)
     everything = admin_findings(client)["findings"]
     codes = {call: sorted(f["code"] for f in everything if f["call_id"] == call)
@@ -591,7 +624,7 @@ def test_call_id_filter(make_app, push):
 
 
 def test_since_filter(make_app, push):
-    client = make_app().test_client()
+    client = json_client(make_app())
     push(client, event("newCall", "in", "early", extension="1"))
     push(client, event("answer", "in", "early-gone"))
     flush(client)
@@ -615,7 +648,7 @@ def test_since_filter(make_app, push):
 
 def test_since_filter_applies_to_calls_not_ended(make_app, push):
     """A call-not-ended finding carries its newCall's time; a later ``since`` leaves it out like any other."""
-    client = make_app(STALE_CALL_SECONDS=0).test_client()
+    client = json_client(make_app(STALE_CALL_SECONDS=0))
     push(client, event("newCall", "in", "open"))
     listed = admin_findings(client)["findings"]
     assert [f["code"] for f in listed] == ["call-not-ended"]
@@ -625,7 +658,7 @@ def test_since_filter_applies_to_calls_not_ended(make_app, push):
 
 
 def test_summary_counts_match_the_list(make_app, push):
-    client = make_app(STALE_CALL_SECONDS=0).test_client()
+    client = json_client(make_app(STALE_CALL_SECONDS=0))
     _session(client, push)
     add_fault(client, {"kind": "status", "status": 503, "times": 1})
     push(client, event("newCall", "in", "delta"))  # fault-injected (info)
@@ -679,7 +712,7 @@ def swap_spec(monkeypatch, tmp_path) -> Callable[[Callable[[dict[str, Any]], Non
 
 
 def _findings_of_call(make_app, push, encoding: str, **hangup: Any) -> list[tuple[str, str | None]]:
-    client = make_app().test_client()
+    client = json_client(make_app())
     push(client, event("newCall", "in", "spec", queue="sales"), encoding)
     push(client, event("hangup", "in", "spec", **hangup), encoding)
     return sorted((f["code"], f["field"]) for f in admin_findings(client, call_id="spec")["findings"])
@@ -708,7 +741,71 @@ def test_findings_follow_the_spec_when_a_property_is_removed(make_app, push, swa
 
 def test_findings_follow_the_spec_when_a_cause_is_removed(make_app, push, swap_spec):
     swap_spec(lambda spec: spec["components"]["schemas"]["Cause"]["enum"].remove("busy"))
-    client = make_app().test_client()
+    client = json_client(make_app())
     push(client, event("newCall", "in", "busy-call"))
     push(client, event("hangup", "in", "busy-call", cause="busy"))
     assert [f["code"] for f in admin_findings(client, call_id="busy-call")["findings"]] == ["invalid-cause"]
+
+
+# Per event, one refusal one finding (issue 13) ----------------------------------------
+
+def _codes_of_last(client, call_id: str) -> list[tuple[str, str, str | None]]:
+    entry = journal(client, call_id)[-1]
+    return [(f["code"], f["severity"], f["field"]) for f in entry["findings"]]
+
+
+@pytest.mark.parametrize("encoding", ("json", "urlencoded"))
+def test_answer_and_hangup_without_numbers_are_no_error(make_app, push, encoding):
+    """Zammad reads from/to on newCall only: a working client leaving them out of answer and hangup is fine."""
+    client = json_client(make_app())
+    push(client, event("newCall", "in", "lean"), encoding)
+    assert push(client, {"event": "answer", "direction": "in", "callId": "lean"}, encoding).status_code == 200
+    assert _codes_of_last(client, "lean") == []
+    assert push(client, {"event": "hangup", "direction": "in", "callId": "lean", "cause": "normalClearing"},
+                encoding).status_code == 200
+    assert _codes_of_last(client, "lean") == []
+
+
+def test_hangup_without_cause_is_an_info_from_the_event_table(make_app, push):
+    client = json_client(make_app())
+    push(client, event("newCall", "in", "nocause"))
+    push(client, event("hangup", "in", "nocause"))
+    assert _codes_of_last(client, "nocause") == [("missing-field", INFO, "cause")]
+    assert findings_module.event_fields()["hangup"]["cause"]["severity"] == INFO
+
+
+@pytest.mark.parametrize("direction", ("", "IN"))
+def test_a_refused_answer_gets_one_finding(make_app, push, direction):
+    client = json_client(make_app())
+    push(client, event("newCall", "in", "refused-answer"))
+    response = push(client, event("answer", direction, "refused-answer", **{"from": "4930999"}))
+    assert response.status_code == 422
+    assert [code for code, _, _ in _codes_of_last(client, "refused-answer")] == ["invalid-direction"]
+
+
+def test_a_refused_request_is_not_judged_on_its_fields(make_app, push):
+    client = json_client(make_app())
+    response = push(client, {**event("answer", "in", "nobody"), "extension": "21", "user": ["A", "B"]}, "urlencoded")
+    assert response.status_code == 500
+    assert [code for code, _, _ in _codes_of_last(client, "nobody")] == ["event-before-newcall"]
+
+
+def test_html_error_page_only_without_accept_and_only_for_the_error_handler(make_app, push):
+    with_accept = json_client(make_app())
+    push(with_accept, event("answer", "in", "json-accept"))
+    assert "html-error-page" not in [c for c, _, _ in _codes_of_last(with_accept, "json-accept")]
+    no_accept = json_client(make_app(), accept=None)
+    # The controller's own answers (401, 422 direction) are always JSON.
+    push(no_accept, event("newCall", "in", "tok"), token="not-the-token")
+    push(no_accept, event("newCall", "sideways", "dir"))
+    assert "html-error-page" not in [c for c, _, _ in _codes_of_last(no_accept, "tok")]
+    assert "html-error-page" not in [c for c, _, _ in _codes_of_last(no_accept, "dir")]
+
+
+def test_callid_reused_replaces_duplicate_newcall_in_the_list(make_app, push):
+    client = json_client(make_app())
+    for params in (event("newCall", "in", "again"), event("hangup", "in", "again", cause="normalClearing"),
+                   event("newCall", "in", "again")):
+        push(client, params)
+    codes = [f["code"] for f in admin_findings(client, call_id="again")["findings"]]
+    assert codes == ["callid-reused"]

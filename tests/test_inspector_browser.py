@@ -106,6 +106,10 @@ def test_inspector_follows_a_call_flow_live():
         expect(request_row).to_contain_text("urlencoded")
         expect(request_row.locator(".chip.sev-warning")).to_have_text("warning: repeated-plain-key")
         expect(page.locator("#sum-codes")).to_contain_text("repeated-plain-key")
+        # The calls table shows the call ID; the summary says which window its counts cover.
+        expect(call.locator("td.call-id")).to_have_text(INBOUND)
+        expect(page.locator("#sum-window")).to_contain_text("the 1 call the caller log lists")
+        expect(page.locator("#sum-window")).to_contain_text("the 2xx/4xx/5xx split covers the 1 newest request")
 
         # The call's detail lists the finding with its message.
         call.locator("button.toggle").click()

@@ -26,6 +26,8 @@ from typing import Any
 
 import jsonschema
 
+from ..zammad.calls import EVENTS
+
 KINDS = ("latency", "status", "drop", "hang")
 MAX_HANG_SECONDS = 600
 
@@ -90,18 +92,21 @@ def parse_fault_option(text: str) -> dict[str, Any]:
 def _parse_fault_spec(text: str) -> dict[str, Any]:
     parts = [part.strip() for part in text.split(",") if part.strip()]
     if not parts:
-        raise FaultError("empty fault")
+        raise FaultError("empty fault: give a kind, one of " + ", ".join(KINDS))
     head, *options = parts
     kind, _, value = head.partition(":")
+    if kind not in KINDS:
+        raise FaultError(f"unknown kind {kind!r}: choose one of {', '.join(KINDS)}")
     fault: dict[str, Any] = {"kind": kind}
     if value:
         if kind == "latency":
             low, dash, high = value.partition("-")
-            fault["latency_ms"] = [float(low), float(high)] if dash else float(low)
+            what = "milliseconds, e.g. latency:500 or latency:100-500"
+            fault["latency_ms"] = ([_number(low, what), _number(high, what)] if dash else _number(low, what))
         elif kind == "status":
-            fault["status"] = int(value)
+            fault["status"] = _number(value, "an HTTP status, e.g. status:503", int)
         elif kind == "hang":
-            fault["seconds"] = float(value)
+            fault["seconds"] = _number(value, "seconds, e.g. hang:30")
         else:
             raise FaultError(f"{kind!r} takes no value (got {value!r})")
     for option in options:
@@ -112,11 +117,22 @@ def _parse_fault_spec(text: str) -> dict[str, Any]:
     return fault
 
 
+def _number(raw: str, what: str, kind: type = float) -> float | int:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise FaultError(f"{raw!r} is not a number: give {what}") from None
+
+
 def _option_value(key: str, raw: str) -> Any:
     if key == "times":
-        return int(raw)
+        return _number(raw, "a whole number of requests, e.g. times=3", int)
     if key in ("probability", "seconds"):
-        return float(raw)
+        return _number(raw, "a number, e.g. probability=0.5" if key == "probability" else "seconds, e.g. seconds=30")
+    if key == "event" and raw not in EVENTS:
+        near = next((name for name in EVENTS if name.lower() == raw.lower()), None)
+        hint = f" (did you mean {near!r}? names are case-sensitive)" if near else ""
+        raise FaultError(f"unknown event {raw!r}{hint}: choose one of {', '.join(EVENTS)}")
     return raw
 
 

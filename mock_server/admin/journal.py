@@ -23,7 +23,7 @@ from typing import Any
 
 from ..db import Database
 from ..zammad.calls import call_id_of, rails_time
-from .findings import LOGGED_NEW_CALL, Finding, request_findings
+from .findings import ACCEPT_UNKNOWN, LOGGED_NEW_CALL, Finding, request_findings
 from .writer_board import WriterBoard
 
 DEFAULT_JOURNAL_LIMIT = 100_000
@@ -37,6 +37,11 @@ _ROWS_PER_STATEMENT = 64  # 3 or 6 parameters each: well under SQLite's 32,766
 _RECHECK_SECONDS = 0.01
 _RECHECK_FOR_SECONDS = 1.0
 _RECENT_NEW_CALLS = 4096  # newCall parameters kept at hand for the findings of answer and hangup
+
+
+def _storable(text: str) -> str:
+    """A lone surrogate a PBX sent (JSON "\\ud800") cannot be bound as SQLite text: it becomes U+FFFD."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if not text.isascii() else text
 
 
 def mask_path(path: str) -> str:
@@ -56,7 +61,7 @@ def without_token(params: dict[str, Any]) -> dict[str, Any]:
 def push_record(*, method: str, path: str, content_type: str | None, encoding: str | None,
                 params: dict[str, Any] | None, repeated_keys: list[str], token_valid: bool, status: int,
                 answer: dict[str, Any], outcome: str, reason: str, details: dict[str, Any],
-                duration_ms: float, fault: dict[str, Any] | None, accept: str | None = None,
+                duration_ms: float, fault: dict[str, Any] | None, accept: Any = ACCEPT_UNKNOWN,
                 html: bool = False) -> dict[str, Any]:
     """One journal entry as a plain dict (no Flask objects: it crosses to the writer thread)."""
     shown = without_token(params) if params is not None else None
@@ -78,7 +83,8 @@ def push_record(*, method: str, path: str, content_type: str | None, encoding: s
         "details": details,
         "duration_ms": round(duration_ms, 3),
         "fault": fault,
-        "accept": accept,
+        # The Accept header (None: not sent): Zammad's error pages follow it.
+        **({} if accept is ACCEPT_UNKNOWN else {"accept": accept}),
         "html": html,  # Zammad's HTML error page was sent: the request's Accept did not ask for JSON
     }
 
@@ -87,10 +93,10 @@ def _findings_of(entry: dict[str, Any], new_call_params: dict[str, Any] | None) 
     """The findings of one journal entry; ``new_call_params`` are its call's newCall's, if known."""
     return request_findings(params=entry["params"], encoding=entry["encoding"], repeated_keys=entry["repeated_keys"],
                             outcome=entry["outcome"], token_valid=entry["token_valid"], fault=entry["fault"],
-                            new_call_params=new_call_params,
+                            new_call_params=new_call_params, status=entry["status"],
+                            accept=entry.get("accept", ACCEPT_UNKNOWN), html_answer=entry.get("html"),
                             content_type_missing=not entry["content_type"] and entry["params"] is not None
-                            and entry["encoding"] == "urlencoded",
-                            html_answer=bool(entry.get("html")), accept=entry.get("accept"))
+                            and entry["encoding"] == "urlencoded")
 
 
 @dataclass
@@ -175,7 +181,7 @@ class Journal:
         others_pending = self._board.others_pending()  # before the query: what it may not see yet
         stored_new_calls = self._stored_new_calls(batch)
         for index, entry in enumerate(batch):
-            call_id = None if entry["call_id"] is None else str(entry["call_id"])
+            call_id = None if entry["call_id"] is None else _storable(str(entry["call_id"]))
             new_call_params = None
             if call_id is not None and entry["event"] in ("answer", "hangup"):
                 new_call_params = self._recent_new_calls.get(call_id) or stored_new_calls.get(call_id)

@@ -36,7 +36,7 @@ from typing import Any
 from ..db import JOURNAL_SCHEMA, Database, journal_file
 from ..zammad.call_log import CallLog
 from ..zammad.calls import rails_time
-from .findings import CODES, ERROR, INFO, WARNING, summarize, unfinished_call_findings
+from .findings import CODES, ERROR, INFO, WARNING, summarize, unfinished_call_findings, with_sequence_findings
 from .journal import Journal
 
 REPORT_VERSION = 1
@@ -85,7 +85,9 @@ def build_report(journal_path: str | Path, *, since: datetime | None = None,
     except sqlite3.DatabaseError as exc:
         raise ReportError(f"{path} could not be opened as a zammad-cti journal: {exc}") from None
     try:
-        entries = journal.entries(since=since_text)
+        # Judged on the whole journal: a second hangup's first may be older than --since.
+        entries = [e for e in with_sequence_findings(journal.entries())
+                   if since_text is None or e["time"] >= since_text]
         call_log = CallLog(db)
         overdue = {str(e["call_id"]): e for e in call_log.unfinished(now - timedelta(seconds=stale_after))}
         grouped: dict[str, list[dict[str, Any]]] = {}
@@ -242,12 +244,28 @@ def _plural(count: int, word: str) -> str:
 # Rendering ---------------------------------------------------------------------
 
 def render(report: dict[str, Any], fmt: str) -> str:
-    """The report as ``text``, ``json`` or ``junit``; always ends with a newline."""
+    """The report as ``text``, ``json`` or ``junit``; always ends with a newline, always encodable as UTF-8."""
     try:
         renderer = RENDERERS[fmt]
     except KeyError:
         raise ReportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}") from None
-    return renderer(report)
+    text = renderer(report)
+    # A PBX may send a lone surrogate ("\ud800" in JSON): JSON keeps it as its escape, text shows U+FFFD.
+    if fmt == "json":
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _cell(value: Any) -> str:
+    """Any JSON value a PBX sent, as one line of text: strings as they are, the rest as JSON."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def render_json(report: dict[str, Any]) -> str:
@@ -298,7 +316,7 @@ def _text_call(call: dict[str, Any]) -> list[str]:
 
 
 def _text_events(events: list[dict[str, Any]]) -> list[str]:
-    rows = [[f"#{e['request_id']}", e["time"], e["event"] or "-",
+    rows = [[f"#{e['request_id']}", e["time"], _cell(e["event"]),
              "---" if e["status"] is None else str(e["status"]), _answer_text(e),
              ", ".join(e["findings"])] for e in events]
     return _columns(rows, indent=2)
@@ -325,7 +343,7 @@ def _text_findings(findings: list[dict[str, Any]]) -> list[str]:
 
 
 def _where(finding: dict[str, Any]) -> str:
-    return f"#{finding['request_id']}" + (f" {finding['event']}" if finding["event"] else "")
+    return f"#{finding['request_id']}" + (f" {_cell(finding['event'])}" if finding["event"] else "")
 
 
 def _caller_log_line(log: dict[str, Any] | None) -> str:

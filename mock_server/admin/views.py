@@ -25,7 +25,7 @@ from .. import __version__
 from ..state import mock_state
 from ..zammad.config import ConfigError, config_from_mapping
 from .faults import FaultError, validate_fault
-from .findings import summarize, unfinished_call_findings
+from .findings import sequence_findings, summarize, unfinished_call_findings, with_sequence_findings
 
 bp = Blueprint("admin", __name__, url_prefix="/__admin")
 
@@ -87,7 +87,8 @@ def requests_journal():
         since=request.args.get("since"),
         after=request.args.get("after", type=int),
     )
-    return jsonify({"requests": entries})
+    # Findings that need the call's earlier requests, judged within the entries listed.
+    return jsonify({"requests": with_sequence_findings(entries)})
 
 
 @bp.get("/findings")
@@ -98,6 +99,14 @@ def list_findings():
     stale_after = float(current_app.config["STALE_CALL_SECONDS"])
     overdue = state.calls.unfinished(datetime.now(timezone.utc) - timedelta(seconds=stale_after))
     findings = state.journal.findings(call_id=call_id, since=since)
+    # Second hangups and reused callIds show only in the order of a call's requests: judged now.
+    entries = {e["id"]: e for e in state.journal.entries(call_id=call_id)}
+    added, superseded = sequence_findings(list(entries.values()))
+    findings = [f for f in findings if not (f["request_id"] in superseded and f["code"] == "duplicate-newcall")]
+    findings += [{"id": None, "request_id": rid, "time": entries[rid]["time"], "call_id": entries[rid]["call_id"],
+                  **f.to_json()}
+                 for rid, found in added.items() for f in found if since is None or entries[rid]["time"] >= since]
+    findings.sort(key=lambda f: (f["request_id"] is None, f["request_id"] or 0))
     findings += [f for f in unfinished_call_findings(overdue, stale_after)
                  if call_id in (None, f["call_id"]) and (since is None or f["time"] >= since)]
     return jsonify({"findings": findings, "summary": summarize(findings)})

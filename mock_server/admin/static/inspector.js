@@ -212,6 +212,12 @@ function renderSummary() {
   $("sum-requests-detail").replaceChildren(...(entries.length ? parts : ["none yet"]));
 
   const findings = state.findings.filter((f) => matchesFilter(f.call_id));
+  // Say which window each count covers: the page holds the newest requests only, the caller log
+  // lists the newest calls only (Zammad's view limit), findings are the whole journal's.
+  $("sum-window").textContent = `Calls: the ${plural(calls.length, ["call", "calls"])} the caller log lists (newest first, `
+    + `up to Zammad's view limit). Requests: ${total} in the journal; the 2xx/4xx/5xx split covers the `
+    + `${plural(entries.length, ["newest request", "newest requests"])} this page holds (at most ${JOURNAL_KEEP}). `
+    + `Findings: the whole journal${state.filter ? ", this call only" : ""}.`;
   const counts = countBySeverity(findings);
   const severityList = $("sum-severity");
   severityList.replaceChildren(...SEVERITIES.map((severity) =>
@@ -306,6 +312,7 @@ function renderCalls() {
       h("td", { class: "col-dir" },
         h("span", { class: `dir dir-${inbound ? "in" : "out"}`, title: inbound ? "inbound" : "outbound" },
           h("span", { "aria-hidden": "true" }, inbound ? "↙" : "↗"), hidden(inbound ? "inbound" : "outbound"))),
+      h("td", { class: "call-id", title: show(call.call_id) }, h("code", {}, show(call.call_id))),
       partyCell(call.from, call.from_comment),
       partyCell(call.to, call.to_comment),
       h("td", { class: "queue" }, show(call.queue)),
@@ -356,7 +363,7 @@ function callDetail(call, findings, detailId) {
   if (!events.children.length) events.append(h("li", { class: "muted" }, "not in the journal any more"));
 
   return h("tr", { class: "detail", id: detailId },
-    h("td", { colspan: 11 },
+    h("td", { colspan: 12 },
       h("div", { class: "detail-grid" },
         h("section", { class: "detail-block" }, h("h3", {}, "Call"), facts),
         h("section", { class: "detail-block" },
