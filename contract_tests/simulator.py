@@ -397,7 +397,7 @@ def shape_of(status: int, body: Any) -> str:
     """A short, countable name for an answer.
 
     ``200 {}``, ``200 reject busy``, ``200 dial 498999998145``,
-    ``500 error Object already exists!`` (Error IDs blanked so that they count together).
+    ``500 error This object already exists.`` (Error IDs blanked so that they count together).
     """
     if isinstance(body, dict):
         if not body:

@@ -24,7 +24,7 @@ callIds
     call, by ``CALL_ID_PREFIX`` + a per-run id + a counter, so examples and
     generated calls are recognisable in a staging Zammad's caller log and
     never collide with an earlier run's (a collision would only yield
-    Zammad's "Object already exists!" and test nothing). Hence the suite's
+    Zammad's "This object already exists." and test nothing). Hence the suite's
     own check ``fresh_call_id_is_no_duplicate``: a target that answers a
     storable newCall with that 500 would otherwise pass every routing rule.
 

@@ -8,9 +8,9 @@ Each step is one push a PBX can send, in any of the four encodings, with
   (``4989`` for ``4989*``, a blocked number with one digit more) are all hit;
 - ``answer`` and ``hangup`` of a known call, also out of order (an answer
   after the hangup is ignored by Zammad, answered ``200 {}``);
-- ``repeat_new_call``: a newCall for a callId already used (``500 Object already exists!``);
+- ``repeat_new_call``: a newCall for a callId already used (``500 This object already exists.``);
 - ``stray_event``: an answer or hangup nobody started (``500`` with an Error ID),
-  or a newCall with a direction Zammad refuses (``422 Invalid direction!``);
+  or a newCall with a direction Zammad refuses (``422 Invalid 'direction'!``);
   neither is logged.
 
 Every answer goes through the rules of :mod:`contract_tests.checks`, then is

@@ -183,7 +183,7 @@ def whitespace_findings(params: Mapping[str, Any], encoding: str | None) -> list
 
 # What Zammad does with a value the contract does not allow, by field.
 _CONSEQUENCE = {
-    "direction": "Zammad answers 422 Invalid direction! and drops the event.",
+    "direction": "Zammad answers 422 Invalid 'direction'! and drops the event.",
     "event": "Zammad answers 422 with an Error ID and drops the event.",
     "cause": "Zammad stores it as the call's comment, but its caller log knows only the seven causes.",
     "callId": "Zammad cannot tie the call's events together with it.",
