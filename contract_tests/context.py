@@ -30,7 +30,30 @@ def new_call_id(tag: str = "") -> str:
 
     Repeated runs against one staging Zammad never collide on a callId.
     """
-    return f"{CALL_ID_PREFIX}{_RUN_ID}-{tag}{next(_SERIAL):05d}"
+    call_id = f"{CALL_ID_PREFIX}{_RUN_ID}-{tag}{next(_SERIAL):05d}"
+    note_created_call(call_id)  # may become a caller-log entry on the target
+    return call_id
+
+
+# What the run did to the target, for the summary (written out by contract_tests._results).
+_record_lock = threading.Lock()
+CREATED_CALL_IDS: list[str] = []
+ANSWER_TIMES: dict[str, list[float]] = {}
+
+
+def note_created_call(call_id: object) -> None:
+    """A newCall the run sent: the target's caller log may now hold this call ID (never deleted by the check)."""
+    if isinstance(call_id, str):
+        with _record_lock:
+            if call_id not in CREATED_CALL_IDS:
+                CREATED_CALL_IDS.append(call_id)
+
+
+def note_answer_time(suite: str, seconds: float) -> None:
+    """How long the target took to answer one push of ``suite``."""
+    with _record_lock:
+        ANSWER_TIMES.setdefault(suite, []).append(seconds)
+
 
 _current: ContractContext | None = None
 
@@ -41,14 +64,18 @@ class ContractContext:
     config: MockConfig
     target_url: str | None = None
     api_token: str | None = field(default=None, repr=False)
+    # The Zammad version profile the expected answers assume (contract_tests.needs.expected_error).
+    profile: str | None = None
     _target: Target | None = None
     _mocks: dict[Path, MockServer] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def create(cls, target_url: str | None, config_path: str | Path | None, api_token: str | None = None) -> ContractContext:
+    def create(cls, target_url: str | None, config_path: str | Path | None, api_token: str | None = None,
+               profile: str | None = None) -> ContractContext:
         path = Path(config_path) if config_path else documented_config_path()
-        context = cls(config_path=path.resolve(), config=load_config(path), target_url=target_url, api_token=api_token)
+        context = cls(config_path=path.resolve(), config=load_config(path), target_url=target_url, api_token=api_token,
+                      profile=profile)
         if target_url:
             context._target = Target.from_url(target_url)
         return context

@@ -18,6 +18,7 @@ from .context import ContractContext, activate
 from .target import Target, TargetError
 
 _CONTEXT_KEY = pytest.StashKey[ContractContext]()
+PROFILE_ENV = "ZAMMAD_CTI_PROFILE"  # the Zammad version profile the runner's preflight settled on
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,6 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
             target_url=config.getoption("--target"),
             config_path=config.getoption("--target-config"),
             api_token=config.getoption("--zammad-api-token"),
+            profile=os.environ.get(PROFILE_ENV) or None,
         )
     except TargetError as exc:
         raise pytest.UsageError(str(exc)) from exc
