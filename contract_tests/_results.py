@@ -200,7 +200,10 @@ class _AnswerTimer:
             response = original(adapter, request, *args, **kwargs)
             url = str(getattr(request, "url", ""))
             if cls.suite and "/api/v1/cti/" in url and not url.split("?")[0].endswith("/api/v1/cti/log"):
-                context.note_answer_time(cls.suite, response.elapsed.total_seconds())
+                body = getattr(request, "body", None) or b""
+                payload = body if isinstance(body, bytes) else str(body).encode()
+                new_call = b"newCall" in payload or "newCall" in url
+                context.note_answer_time(cls.suite, response.elapsed.total_seconds(), new_call)
             return response
 
         requests.adapters.HTTPAdapter.send = send

@@ -150,15 +150,16 @@ class Replayer:
         else:
             target = self._target_for(scenario.config_path)
             if target is None:
+                # The same text for every such scenario, so the summary counts them on one line.
                 pytest.skip(
-                    f"{scenario.name} assumes configuration {scenario.config_path.name}; the target is only known "
+                    f"assumes configuration {scenario.config_path.name}; the target is only known "
                     f"to run {self.context.config_path.name} (--target-config), and only its admin can change that"
                 )
             config = load_config(scenario.config_path)
         try:
             bound = scenario.bind(config, self.context.profile)
         except NeedUnmet as exc:
-            pytest.skip(f"{scenario.name} {exc}; {self.context.config_path.name} (--target-config) lacks it")
+            pytest.skip(f"{exc}; {config_name(self.context, scenario)} lacks it")
         run = bound.for_run(encoding)
         http = self.http
         log = CallerLogReader(self.context, target, http) if self.can_read_log(target) else None
@@ -173,6 +174,12 @@ class Replayer:
     def can_read_log(self, target: Target) -> bool:
         """The built-in mock serves its caller log freely; a real Zammad wants an agent's API token."""
         return target.builtin_mock or bool(self.context.api_token)
+
+
+def config_name(context: ContractContext, scenario: Scenario) -> str:
+    if scenario.fits_any_config:
+        return f"{context.config_path.name} (--target-config)"
+    return scenario.config_path.name
 
 
 # --- one push -----------------------------------------------------------------------
