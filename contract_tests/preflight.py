@@ -57,6 +57,24 @@ def probe_push(config: MockConfig, call_id: str) -> tuple[dict[str, str], int, A
     return params, status, body
 
 
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _another_configuration(params: dict[str, str], status: int, answer: Any) -> bool:
+    """An answer that a correct Zammad gives under some other configuration (not a contract bug).
+
+    A well-formed dial with another caller ID (another routing table or
+    default), or the integration switched off or unconfigured. ``{}`` is left
+    to the suites: more often a target that ignores the routing table than a
+    configuration with neither a matching row nor a default.
+    """
+    if status == 200 and isinstance(answer, dict) and set(answer) == {"action", "caller_id", "number"}:
+        return answer["action"] == "dial" and answer["number"] == params["to"] and isinstance(answer["caller_id"], str)
+    disabled = [expected_error(code)[:2] for code in ("feature-disabled", "not-configured")]
+    return (status, answer) in disabled
+
+
 def detect_profile(configured: str | None, answers: list[tuple[int, Any]]) -> str | None:
     """THE PLACE for Zammad version-profile detection from the target's answers.
 
@@ -118,12 +136,18 @@ def run_preflight(target: Target, config: MockConfig, config_name: str, timeout:
             except requests.RequestException:
                 pass
         result.profile = detect_profile(configured_profile, [(response.status_code, answer)])
-        if response.status_code != status or json.dumps(answer, sort_keys=True) != json.dumps(body, sort_keys=True):
+        if (response.status_code, _canonical(answer)) == (status, _canonical(body)):
+            return result
+        if _another_configuration(params, response.status_code, answer):
             result.problem = (
                 f"the target runs another configuration than --target-config {config_name}: an outbound newCall "
-                f"to {params['to']} was answered {response.status_code} {json.dumps(answer, sort_keys=True)}, "
-                f"{config_name} gives {status} {json.dumps(body, sort_keys=True)}; pass the target's own "
+                f"to {params['to']} was answered {response.status_code} {_canonical(answer)}, "
+                f"{config_name} gives {status} {_canonical(body)}; pass the target's own "
                 "configuration with --target-config FILE"
             )
             result.exit_code = 1
+        else:
+            # Not explained by another configuration: a contract bug, which the suites show in full.
+            result.notes.append(f"the probe newCall was answered {response.status_code} {_canonical(answer)}, "
+                                f"expected {status} {_canonical(body)}; see the failures below")
     return result

@@ -568,6 +568,8 @@ def run_check(options: CheckOptions, out: TextIO | None = None) -> int:
             out.write(f"\nSETUP: the suites did not run ({time.monotonic() - started:.1f}s, exit {found.exit_code})\n")
             out.flush()
             return found.exit_code
+        for note in found.notes:
+            out.write(f"preflight: {masker.mask(note)}\n")
         out.write("note: every scenario adds caller-log entries to this target (callIds start with zcti-check-)\n")
     else:
         out.write(_assumptions(options))
