@@ -61,16 +61,24 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def _another_configuration(params: dict[str, str], status: int, answer: Any) -> bool:
+def _known_caller_ids(config: MockConfig) -> set[str]:
+    outbound = (config.cti_config or {}).get("outbound") or {}
+    rows = [row.get("caller_id") for row in outbound.get("routing_table") or () if isinstance(row, dict)]
+    return {str(cid) for cid in [*rows, outbound.get("default_caller_id")] if cid}
+
+
+def _another_configuration(params: dict[str, str], status: int, answer: Any, config: MockConfig) -> bool:
     """An answer that a correct Zammad gives under some other configuration (not a contract bug).
 
     A well-formed dial with another caller ID (another routing table or
-    default), or the integration switched off or unconfigured. ``{}`` is left
+    default: one the assumed configuration does not use), or the integration switched off or unconfigured. ``{}`` is left
     to the suites: more often a target that ignores the routing table than a
     configuration with neither a matching row nor a default.
     """
     if status == 200 and isinstance(answer, dict) and set(answer) == {"action", "caller_id", "number"}:
-        return answer["action"] == "dial" and answer["number"] == params["to"] and isinstance(answer["caller_id"], str)
+        # A caller ID of the assumed configuration, but the wrong one: that configuration misapplied (a bug).
+        return (answer["action"] == "dial" and answer["number"] == params["to"]
+                and isinstance(answer["caller_id"], str) and answer["caller_id"] not in _known_caller_ids(config))
     disabled = [expected_error(code)[:2] for code in ("feature-disabled", "not-configured")]
     return (status, answer) in disabled
 
@@ -138,7 +146,7 @@ def run_preflight(target: Target, config: MockConfig, config_name: str, timeout:
         result.profile = detect_profile(configured_profile, [(response.status_code, answer)])
         if (response.status_code, _canonical(answer)) == (status, _canonical(body)):
             return result
-        if _another_configuration(params, response.status_code, answer):
+        if _another_configuration(params, response.status_code, answer, config):
             result.problem = (
                 f"the target runs another configuration than --target-config {config_name}: an outbound newCall "
                 f"to {params['to']} was answered {response.status_code} {_canonical(answer)}, "
