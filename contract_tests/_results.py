@@ -11,7 +11,7 @@ finishes, so the runner can show progress while the run goes on:
     (scenario, request, expected, actual, curl), not pytest's traceback.
 ``{"kind": "collect_error", "nodeid", "failure"}``
     a suite module that could not be collected.
-``{"kind": "facts", "created_calls", "answer_times"}``
+``{"kind": "facts", "created_calls", "answer_times", "notes"}``
     the call IDs the run sent newCalls with, and per suite the seconds the
     target took to answer each push; written when the session ends.
 ``{"kind": "session", "exitstatus", "collected"}``
@@ -170,7 +170,7 @@ class ResultsRecorder:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         with context._record_lock:
-            facts = {"created_calls": list(context.CREATED_CALL_IDS),
+            facts = {"created_calls": list(context.CREATED_CALL_IDS), "notes": list(context.RUN_NOTES),
                      "answer_times": {suite: list(times) for suite, times in context.ANSWER_TIMES.items()}}
         self._write({"kind": "facts", **facts})
         self._write({"kind": "session", "exitstatus": int(exitstatus), "collected": self._collected})

@@ -49,6 +49,18 @@ def note_created_call(call_id: object) -> None:
                 CREATED_CALL_IDS.append(call_id)
 
 
+RUN_NOTES: list[str] = []  # said once in the summary, e.g. that the caller log refused the API token
+
+
+def note_once(text: str) -> bool:
+    """Add ``text`` to the run's notes; False when it was noted before."""
+    with _record_lock:
+        if text in RUN_NOTES:
+            return False
+        RUN_NOTES.append(text)
+        return True
+
+
 NEW_CALL_TIMES = "newCall"  # the key of ANSWER_TIMES for newCall answers, of any suite
 
 

@@ -265,6 +265,7 @@ class RunResults:
     collect_errors: list[tuple[str, str]] = field(default_factory=list)
     session: dict[str, Any] | None = None
     created_calls: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     answer_times: dict[str, list[float]] = field(default_factory=dict)
 
     def add_record(self, record: dict[str, Any]) -> TestResult | None:
@@ -280,6 +281,7 @@ class RunResults:
             self.session = record
         elif kind == "facts":
             self.created_calls = list(record.get("created_calls") or [])
+            self.notes = [str(note) for note in record.get("notes") or []]
             self.answer_times = {k: [float(t) for t in v] for k, v in (record.get("answer_times") or {}).items()}
         return None
 
@@ -711,6 +713,8 @@ def _report(options: CheckOptions, results: RunResults, returncode: int | None, 
     for line in idle:
         write(f"  {line}\n")
     write(_slow_new_calls(results.answer_times))
+    for note in results.notes:
+        write(f"  note: {masker.mask(note)}\n")
 
     session = results.session
     pytest_failed = session is None or (session.get("exitstatus") not in (0, 1, 5))
