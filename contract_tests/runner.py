@@ -132,7 +132,8 @@ def _require_test_extras() -> None:
     missing = [name for name in ("pytest", "schemathesis", "hypothesis") if importlib.util.find_spec(name) is None]
     if missing:
         raise CheckUsageError(
-            f"zammad-cti check needs {', '.join(missing)}: pip install 'zammad-cti-harness[test]'"
+            f"zammad-cti check needs {', '.join(missing)}, which install with the package: "
+            "pip install --force-reinstall zammad-cti-harness"
         )
 
 
