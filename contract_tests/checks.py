@@ -42,16 +42,10 @@ from typing import Any
 
 from mock_server.zammad.calls import EVENTS, MAX_CALL_ID_LENGTH, call_id_of
 from mock_server.zammad.endpoint import new_call_action
-from mock_server.zammad.errors import (
-    ALREADY_EXISTS,
-    FEATURE_DISABLED,
-    INVALID_DIRECTION,
-    INVALID_TOKEN,
-    NOT_CONFIGURED,
-)
 from mock_server.zammad.routing import REJECT_ANSWER, blocked_entry, dial_answer, outbound_route
 
 from .failures import ContractFailure, _show
+from .needs import ERROR_ID_PATTERN, expected_error
 
 __all__ = [
     "ALL_CHECKS",
@@ -83,14 +77,23 @@ Check = Callable[[Mapping[str, Any], Mapping[str, Any], int, Any], None]
 DIRECTIONS = ("in", "out")
 MAX_NUMBER_LENGTH = 100  # Zammad's cti_logs.from and .to columns
 
-_ERROR_ID = re.compile(r"Error ID [A-Za-z0-9_-]{8}: Please contact your administrator\.")
+_ERROR_ID = re.compile(ERROR_ID_PATTERN.strip("^$"))
+
+
+def error_text(code: str) -> str:
+    """The text of the error answer ``code`` (``duplicate-call``...): contract_tests.needs.expected_error decides."""
+    return expected_error(code)[1]["error"]
+
 
 # The error texts Zammad's CTI endpoint answers with, per status.
-ZAMMAD_ERROR_TEXTS: dict[int, tuple[str, ...]] = {
-    401: (INVALID_TOKEN,),
-    422: (FEATURE_DISABLED, NOT_CONFIGURED, INVALID_DIRECTION),  # or an Error ID (unknown event)
-    500: (ALREADY_EXISTS,),  # or an Error ID (answer/hangup for an unknown call)
-}
+def zammad_error_texts() -> dict[int, tuple[str, ...]]:
+    """Status -> the fixed error texts Zammad answers with at that status."""
+    return {
+        401: (error_text("invalid-token"),),
+        # or an Error ID (unknown event)
+        422: (error_text("feature-disabled"), error_text("not-configured"), error_text("invalid-direction")),
+        500: (error_text("duplicate-call"),),  # or an Error ID (answer/hangup for an unknown call)
+    }
 
 
 # --- answers ---------------------------------------------------------------------------------
@@ -137,7 +140,7 @@ def lifecycle_error_fits(event: Any, status: int, body: Any) -> bool:
     if status != 500 or text is None:
         return False
     if event == "newCall":
-        return text == ALREADY_EXISTS
+        return text == error_text("duplicate-call")
     if event in ("answer", "hangup"):
         return is_error_id(text)
     return False
@@ -149,9 +152,10 @@ def lifecycle_error_fits(event: Any, status: int, body: Any) -> bool:
 def integration_refusal(integration: bool, cti_config: Mapping[str, Any] | None) -> str | None:
     """Why Zammad answers every push 422 before it reads it (checks 1 and 2), or None when it does not."""
     if not integration:
-        return f"the CTI integration is switched off: every push is answered 422 {FEATURE_DISABLED!r}"
+        return f"the CTI integration is switched off: every push is answered 422 {error_text('feature-disabled')!r}"
     if not cti_config or not cti_config.get("inbound") or not cti_config.get("outbound"):
-        return f"the CTI configuration or its inbound/outbound part is blank: every push is answered 422 {NOT_CONFIGURED!r}"
+        return ("the CTI configuration or its inbound/outbound part is blank: every push is answered 422 "
+                f"{error_text('not-configured')!r}")
     return None
 
 
@@ -314,7 +318,7 @@ def invalid_direction_is_rejected(cti_config: Mapping[str, Any], params: Mapping
     direction = params.get("direction")
     if direction in DIRECTIONS:
         return
-    expected = {"error": INVALID_DIRECTION}
+    expected = {"error": error_text("invalid-direction")}
     if status == 422 and body == expected:
         return
     raise RuleViolation(
@@ -353,7 +357,7 @@ def errors_are_zammads(cti_config: Mapping[str, Any], params: Mapping[str, Any],
             "errors_are_zammads", f"a {status} answer is not Zammad's error body {{\"error\": \"...\"}}",
             {"status": status, "body": {"error": "<text>"}}, status, body,
         )
-    allowed = ZAMMAD_ERROR_TEXTS.get(status)
+    allowed = zammad_error_texts().get(status)
     if allowed is None or text in allowed or (status in (422, 500) and is_error_id(text)):
         return
     choices = [*allowed, *(["Error ID xxxxxxxx: Please contact your administrator."] if status != 401 else [])]
@@ -377,7 +381,7 @@ def only_lifecycle_5xx(cti_config: Mapping[str, Any], params: Mapping[str, Any],
     if lifecycle_error_fits(event, status, body):
         return
     text = _error_text(body)
-    if status == 500 and event not in EVENTS and (text == ALREADY_EXISTS or is_error_id(text)):
+    if status == 500 and event not in EVENTS and (text == error_text("duplicate-call") or is_error_id(text)):
         return  # the event is not known here (an unreadable request): the body is a life-cycle one
     if status == 500 and event == "newCall" and is_error_id(text) and not _storable_new_call(
             cti_config, params, params.get("direction")):
@@ -403,7 +407,7 @@ def fresh_call_id_is_no_duplicate(cti_config: Mapping[str, Any], params: Mapping
     direction = params.get("direction")
     if direction not in DIRECTIONS or not _storable_new_call(cti_config, params, direction):
         return
-    if status == 500 and _error_text(body) == ALREADY_EXISTS:
+    if status == 500 and _error_text(body) == error_text("duplicate-call"):
         raise RuleViolation(
             "fresh_call_id_is_no_duplicate", "the callId of this newCall was never sent before: Zammad logs the call "
             "and answers by its rules", "200 with the rule's answer (dial, reject or {})", status, body,
