@@ -90,8 +90,12 @@ def replayed(request: pytest.FixtureRequest, replayer: Replayer) -> dict[tuple[s
             return exc
         return None
 
-    with ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="replay") as pool:
+    pool = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="replay")
+    try:
         results = list(pool.map(outcome, cases))
+    finally:
+        # On Ctrl-C, start no further scenario: only those in flight finish their current push.
+        pool.shutdown(wait=True, cancel_futures=True)
     return {(scenario.name, encoding): result for (scenario, encoding), result in zip(cases, results, strict=True)}
 
 
