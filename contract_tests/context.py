@@ -34,7 +34,47 @@ def new_call_id(tag: str = "") -> str:
 
     Repeated runs against one staging Zammad never collide on a callId.
     """
-    return f"{CALL_ID_PREFIX}{_RUN_ID}-{tag}{next(_SERIAL):05d}"
+    call_id = f"{CALL_ID_PREFIX}{_RUN_ID}-{tag}{next(_SERIAL):05d}"
+    note_created_call(call_id)  # may become a caller-log entry on the target
+    return call_id
+
+
+# What the run did to the target, for the summary (written out by contract_tests._results).
+_record_lock = threading.Lock()
+CREATED_CALL_IDS: list[str] = []
+ANSWER_TIMES: dict[str, list[float]] = {}
+
+
+def note_created_call(call_id: object) -> None:
+    """A newCall the run sent: the target's caller log may now hold this call ID (never deleted by the check)."""
+    if isinstance(call_id, str):
+        with _record_lock:
+            if call_id not in CREATED_CALL_IDS:
+                CREATED_CALL_IDS.append(call_id)
+
+
+RUN_NOTES: list[str] = []  # said once in the summary, e.g. that the caller log refused the API token
+
+
+def note_once(text: str) -> bool:
+    """Add ``text`` to the run's notes; False when it was noted before."""
+    with _record_lock:
+        if text in RUN_NOTES:
+            return False
+        RUN_NOTES.append(text)
+        return True
+
+
+NEW_CALL_TIMES = "newCall"  # the key of ANSWER_TIMES for newCall answers, of any suite
+
+
+def note_answer_time(suite: str, seconds: float, new_call: bool = False) -> None:
+    """How long the target took to answer one push of ``suite`` (newCalls counted again on their own)."""
+    with _record_lock:
+        ANSWER_TIMES.setdefault(suite, []).append(seconds)
+        if new_call:
+            ANSWER_TIMES.setdefault(NEW_CALL_TIMES, []).append(seconds)
+
 
 _current: ContractContext | None = None
 

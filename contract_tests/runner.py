@@ -44,7 +44,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote, urlsplit
@@ -90,6 +90,12 @@ junit_family = xunit2
 _SCRUBBED_ENV = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
                  "CTI_TARGET", "CTI_TARGET_CONFIG", "ZAMMAD_API_TOKEN")
 
+# A PBX gives up on a newCall answer after a few seconds (Asterisk's CURL() default, most
+# vendors' HTTP hooks) and then dials without Zammad's caller ID or block decision.
+PBX_WAIT_SECONDS = 3.0
+DEFAULT_TIMEOUT = 10.0
+CREATED_CALLS_LISTED = 20  # listed at the end; more go to --created-calls FILE
+
 FAILURES_IN_FULL = 12  # quiet mode: the rest get one line each
 
 _PROGRESS_MARK = {"passed": ".", "failed": "F", "error": "E", "skipped": "s"}
@@ -127,7 +133,8 @@ def _require_test_extras() -> None:
     missing = [name for name in ("pytest", "schemathesis", "hypothesis") if importlib.util.find_spec(name) is None]
     if missing:
         raise CheckUsageError(
-            f"zammad-cti check needs {', '.join(missing)}: pip install 'zammad-cti-harness[test]'"
+            f"zammad-cti check needs {', '.join(missing)}, which install with the package: "
+            "pip install --force-reinstall zammad-cti-harness"
         )
 
 
@@ -140,6 +147,10 @@ class CheckOptions:
     api_token: str | None = None
     verbosity: int = 0  # 0: progress and summary; 1: pytest's output too; 2: pytest -v
     zammad: str | None = None  # the Zammad version assumed; None: the configuration's, else one probe tells
+    concurrency: int = 8  # scenarios of the fixtures suite replayed at once
+    timeout: float = DEFAULT_TIMEOUT  # seconds per request
+    created_calls: Path | None = None  # write the call IDs the run created here instead of listing them
+    profile: str | None = None  # the Zammad version profile assumed (None: the current one)
 
 
 # --- masking -------------------------------------------------------------------------------------
@@ -256,6 +267,9 @@ class RunResults:
     tests: list[TestResult] = field(default_factory=list)
     collect_errors: list[tuple[str, str]] = field(default_factory=list)
     session: dict[str, Any] | None = None
+    created_calls: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    answer_times: dict[str, list[float]] = field(default_factory=dict)
 
     def add_record(self, record: dict[str, Any]) -> TestResult | None:
         kind = record.get("kind")
@@ -268,6 +282,10 @@ class RunResults:
             self.collect_errors.append((record["nodeid"], record["failure"]))
         elif kind == "session":
             self.session = record
+        elif kind == "facts":
+            self.created_calls = list(record.get("created_calls") or [])
+            self.notes = [str(note) for note in record.get("notes") or []]
+            self.answer_times = {k: [float(t) for t in v] for k, v in (record.get("answer_times") or {}).items()}
         return None
 
     def by_suite(self, suites: Sequence[str]) -> dict[str, SuiteStats]:
@@ -380,8 +398,14 @@ def _validate(options: CheckOptions) -> CheckOptions:
             load_profile(options.zammad)
         except UnknownProfile as exc:
             raise CheckUsageError(f"--zammad: {exc}") from None
-    return CheckOptions(options.target, target_config, suites, junit, options.api_token, options.verbosity,
-                        options.zammad)
+    if options.concurrency < 1:
+        raise CheckUsageError("--concurrency must be at least 1")
+    if options.timeout <= 0:
+        raise CheckUsageError("--timeout must be more than 0 seconds")
+    created = Path(options.created_calls).resolve() if options.created_calls else None
+    if created is not None and not created.parent.is_dir():
+        raise CheckUsageError(f"--created-calls {created}: the directory {created.parent} does not exist")
+    return replace(options, target_config=target_config, suites=suites, junit=junit, created_calls=created)
 
 
 def _mask_bad_target(url: str, message: str) -> str:
@@ -436,6 +460,8 @@ def child_environment(options: CheckOptions, workdir: Path, results_path: Path) 
         env["ZAMMAD_API_TOKEN"] = options.api_token
     if options.zammad:
         env["CTI_ZAMMAD"] = options.zammad
+    env["ZAMMAD_CTI_TIMEOUT"] = str(options.timeout)
+    env["ZAMMAD_CTI_CONCURRENCY"] = str(options.concurrency)
     return env
 
 
@@ -529,6 +555,28 @@ def _stop_child(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
+def _config_name(options: CheckOptions) -> str:
+    return Path(options.target_config).name if options.target_config else "documented-config.json"
+
+
+def _assumptions(options: CheckOptions) -> str:
+    """The report header's line on what the expected answers assume."""
+    profile = options.profile or "current"
+    return (f"assumes: configuration {_config_name(options)} (--target-config), Zammad profile {profile}; "
+            f"{options.timeout:g}s per request (a PBX waits about {PBX_WAIT_SECONDS:g}s for a newCall answer)\n")
+
+
+def _preflight(options: CheckOptions) -> Any:
+    from mock_server import load_config
+    from mock_server.resources import documented_config_path
+
+    from .preflight import run_preflight
+
+    config = load_config(options.target_config or documented_config_path())
+    return run_preflight(Target.from_url(options.target or ""), config, _config_name(options), options.timeout,
+                         options.profile)
+
+
 def run_check(options: CheckOptions, out: TextIO | None = None) -> int:
     """Run the suites of ``options`` and print progress, failures and a summary; return the exit code.
 
@@ -541,11 +589,26 @@ def run_check(options: CheckOptions, out: TextIO | None = None) -> int:
 
     out.write(f"zammad-cti check: {describe_target(options)}\n")
     profile, how = assumed_profile(options)
-    options = dataclasses.replace(options, zammad=profile.name)
+    options = dataclasses.replace(options, zammad=profile.name, profile=profile.name)
     out.write(f"Zammad version assumed: {profile.name} ({profile.releases}), {how}\n")
     out.write(f"suites: {', '.join(options.suites)}\n")
+    preflight_calls: list[str] = []
     if options.target:
+        started = time.monotonic()
+        found = _preflight(options)
+        preflight_calls = found.created_calls
+        options = replace(options, profile=found.profile or options.profile)
+        out.write(_assumptions(options))
+        if found.problem is not None:
+            out.write(f"preflight: {masker.mask(found.problem)}\n")
+            out.write(f"\nSETUP: the suites did not run ({time.monotonic() - started:.1f}s, exit {found.exit_code})\n")
+            out.flush()
+            return found.exit_code
+        for note in found.notes:
+            out.write(f"preflight: {masker.mask(note)}\n")
         out.write("note: every scenario adds caller-log entries to this target (callIds start with zcti-check-)\n")
+    else:
+        out.write(_assumptions(options))
     out.flush()
 
     with tempfile.TemporaryDirectory(prefix="zammad-cti-check-") as tmp:
@@ -602,6 +665,7 @@ def run_check(options: CheckOptions, out: TextIO | None = None) -> int:
             out.write(f"\ninterrupted after {len(results.tests)} tests ({elapsed:.1f}s); the run was stopped\n")
             out.flush()
             return EXIT_INTERRUPTED
+        results.created_calls = [*preflight_calls, *results.created_calls]
         return _report(options, results, process.returncode, pump.text(), masker, elapsed, verbose, out)
 
 
@@ -665,17 +729,26 @@ def _report(options: CheckOptions, results: RunResults, returncode: int | None, 
         total.failed += suite_stats.failed
         total.skipped += suite_stats.skipped
         total.duration += suite_stats.duration
-    write("\n" + _table(stats, total) + "\n")
+    write("\n" + _table(stats, total, results.answer_times) + "\n")
 
     skip_reasons = Counter(masker.mask(r.skip_reason or "") for r in results.tests if r.outcome == "skipped")
     for reason, count in skip_reasons.most_common(5):
         write(f"  skipped {count}: {reason or '(no reason given)'}\n")
-    empty = [suite for suite in options.suites if stats[suite].tests == 0]
-    for suite in empty:
-        write(f"  suite {suite!r} has no tests: is its module missing from contract_tests?\n")
+    # A suite that ran nothing cannot vouch for anything: say which and why.
+    idle: list[str] = []
     for suite in options.suites:
-        if stats[suite].tests and stats[suite].skipped == stats[suite].tests:
-            write(f"  every test of suite {suite!r} was skipped\n")
+        suite_stats = stats[suite]
+        if suite_stats.tests == 0:
+            idle.append(f"suite {suite!r} has no tests (is its module missing from contract_tests?)")
+        elif suite_stats.passed == 0 and suite_stats.failed == 0:
+            reasons = Counter(r.skip_reason or "(no reason given)" for r in results.tests
+                              if r.suite == suite and r.outcome == "skipped")
+            idle.append(f"every test of suite {suite!r} was skipped: {masker.mask(reasons.most_common(1)[0][0])}")
+    for line in idle:
+        write(f"  {line}\n")
+    write(_slow_new_calls(results.answer_times))
+    for note in results.notes:
+        write(f"  note: {masker.mask(note)}\n")
 
     session = results.session
     pytest_failed = session is None or (session.get("exitstatus") not in (0, 1, 5))
@@ -686,15 +759,16 @@ def _report(options: CheckOptions, results: RunResults, returncode: int | None, 
     elif broken:
         code = EXIT_BROKEN
         verdict = "BROKEN: the contract tests could not run completely"
-    elif empty or total.passed == 0:
+    elif idle or total.passed == 0:
         code = EXIT_NOTHING_RAN
-        reason = f"no tests for suite(s) {', '.join(empty)}" if empty else "every test was skipped"
-        verdict = f"NOTHING TESTED: {reason}"
+        empty = [suite for suite in options.suites if stats[suite].passed == 0]
+        verdict = f"NOTHING TESTED: suite(s) {', '.join(empty)} ran no test"
     else:
         code = EXIT_OK
         verdict = f"PASSED: {total.passed} tests passed"
     if total.skipped and code in (EXIT_OK, EXIT_FAILED):
         verdict += f", {total.skipped} skipped"
+    write(_created_calls(options, results.created_calls))
     write(f"\n{verdict} in {elapsed:.1f}s against {describe_target(options)} (exit {code})\n")
 
     if pytest_failed and not verbose:
@@ -705,11 +779,58 @@ def _report(options: CheckOptions, results: RunResults, returncode: int | None, 
     return code
 
 
-def _table(stats: dict[str, SuiteStats], total: SuiteStats) -> str:
-    header = f"{'suite':<10} {'tests':>6} {'passed':>7} {'failed':>7} {'skipped':>8} {'time':>8}"
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of ``values`` (not empty)."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * fraction // 1))
+    return ordered[int(rank) - 1]
+
+
+def _millis(values: Sequence[float] | None, fraction: float | None) -> str:
+    if not values:
+        return "-"
+    value = (max(values) if fraction is None else percentile(values, fraction)) * 1000
+    return f"{value:.1f}ms" if value < 10 else f"{value:.0f}ms"
+
+
+def _table(stats: dict[str, SuiteStats], total: SuiteStats, answer_times: dict[str, list[float]] | None = None) -> str:
+    """Per suite: tests by outcome, time in its tests, and the target's answer times (p50, p95, max)."""
+    answer_times = answer_times or {}
+    header = (f"{'suite':<10} {'tests':>6} {'passed':>7} {'failed':>7} {'skipped':>8} {'time':>8}"
+              f" {'p50':>7} {'p95':>7} {'max':>7}")
     rows = [header, "-" * len(header)]
+    everything = [t for suite, times in answer_times.items() if suite in stats for t in times]
     for suite, s in [*stats.items(), ("total", total)]:
         if suite == "total":
             rows.append("-" * len(header))
-        rows.append(f"{suite:<10} {s.tests:>6} {s.passed:>7} {s.failed:>7} {s.skipped:>8} {s.duration:>7.1f}s")
+        times = everything if suite == "total" else answer_times.get(suite)
+        rows.append(f"{suite:<10} {s.tests:>6} {s.passed:>7} {s.failed:>7} {s.skipped:>8} {s.duration:>7.1f}s"
+                    f" {_millis(times, 0.5):>7} {_millis(times, 0.95):>7} {_millis(times, None):>7}")
     return "\n".join(rows)
+
+
+def _slow_new_calls(answer_times: dict[str, list[float]]) -> str:
+    """A finding when newCall answers come later than a PBX waits for them."""
+    from .context import NEW_CALL_TIMES
+
+    times = answer_times.get(NEW_CALL_TIMES) or []
+    slow = [t for t in times if t > PBX_WAIT_SECONDS]
+    if not slow:
+        return ""
+    return (f"  finding slow-new-call-answer: {len(slow)} of {len(times)} newCall answers took longer than "
+            f"{PBX_WAIT_SECONDS:g}s (max {max(slow):.1f}s); a PBX has given up by then and dials without "
+            "Zammad's caller ID or block decision\n")
+
+
+def _created_calls(options: CheckOptions, call_ids: Sequence[str]) -> str:
+    """The call IDs the run may have left in the target's caller log: the check deletes nothing."""
+    if not options.target or not call_ids:
+        return ""
+    if options.created_calls is not None:
+        options.created_calls.write_text("".join(f"{call_id}\n" for call_id in call_ids), encoding="utf-8")
+        return f"\ncreated calls: {len(call_ids)} call IDs written to {options.created_calls} (nothing was deleted)\n"
+    shown = call_ids[:CREATED_CALLS_LISTED]
+    more = (f"\n  ... and {len(call_ids) - len(shown)} more (--created-calls FILE lists all)"
+            if len(shown) < len(call_ids) else "")
+    lines = "".join(f"\n  {call_id}" for call_id in shown)
+    return f"\ncreated calls ({len(call_ids)}; nothing was deleted, an admin can remove them):{lines}{more}\n"

@@ -19,7 +19,7 @@ import json
 import re
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,11 @@ from typing import Any
 import jsonschema
 
 from mock_server.resources import fixtures_dir
+from mock_server.zammad.config import MockConfig
 from mock_server.zammad.calls import MAX_CALL_ID_LENGTH
-from mock_server.zammad.errors import CtiError
-from mock_server.zammad.profiles import Profile, load_profile
 
 from .context import CALL_ID_PREFIX
+from .needs import answer_by_rules, require_enabled, expected_error, fill_needs, resolve_needs
 from .requests_builder import ENCODINGS
 
 SCHEMA_FILE = "scenario.schema.json"
@@ -59,31 +59,15 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
-ERROR_ID_PATTERN = r"^Error ID [A-Za-z0-9_-]{8}: Please contact your administrator\.$"
-
-
 @dataclass(frozen=True)
 class Expectation:
-    """What one push must be answered with.
+    """What one push must be answered with."""
 
-    ``error`` names one of Zammad's refusals by its case (``invalid-direction``,
-    ``duplicate-call``...): its status and body come from the version profile
-    of the run (:meth:`resolved`), since the texts differ between versions.
-    """
-
-    status: int | None
+    status: int
     body: Any = None
     body_matches: Mapping[str, str] | None = None
-    error: str | None = None
-
-    def resolved(self, zammad: Profile) -> Expectation:
-        """This expectation with an ``error`` case turned into the version's status and body."""
-        if self.error is None:
-            return self
-        spec = zammad.answers[self.error]
-        if spec.get("error_id"):
-            return Expectation(spec["status"], body_matches={"error": ERROR_ID_PATTERN}, error=self.error)
-        return Expectation(spec["status"], zammad.reply(CtiError(self.error, "")).body, error=self.error)
+    error: str | None = None  # a case code (expected_error) instead of status and body
+    by_rules: bool = False  # the answer the rules module gives for the request (reject, dial or {})
 
     def describe(self) -> dict[str, Any]:
         if self.body_matches is not None:
@@ -125,6 +109,32 @@ class Scenario:
     encodings: tuple[str, ...]
     steps: tuple[Step, ...]
     caller_log: Mapping[str, Any] | None = None
+    needs: Mapping[str, str] | None = None  # need name -> kind (contract_tests.needs); None: config_path's scenario
+
+    @property
+    def fits_any_config(self) -> bool:
+        return self.needs is not None
+
+    def bind(self, config: MockConfig, profile: str | None = None) -> Scenario:
+        """The scenario with needs, error codes and rule-derived answers made concrete for ``config``.
+
+        Raises :class:`contract_tests.needs.NeedUnmet` when ``config`` lacks a need.
+        """
+        if self.needs is not None:
+            require_enabled(config)
+        resolved = resolve_needs(self.needs or {}, config)
+        steps = []
+        for step in self.steps:
+            request = fill_needs(step.request, resolved)
+            expect = step.expect
+            if expect.error is not None:
+                status, body, matches = expected_error(expect.error, profile)
+                expect = Expectation(status, body, matches)
+            elif expect.by_rules:
+                expect = Expectation(200, answer_by_rules(config, request))
+            steps.append(Step(step.name, request, expect, step.token, step.invalid_request,
+                              fill_needs(step.caller_log, resolved)))
+        return replace(self, steps=tuple(steps), caller_log=fill_needs(self.caller_log, resolved))
 
     @property
     def aliases(self) -> list[str]:
@@ -141,9 +151,8 @@ class Scenario:
         run_id = run_id or secrets.token_hex(6)
         return {alias: make_call_id(self.name, encoding, alias, run_id) for alias in self.aliases}
 
-    def for_run(self, encoding: str, run_id: str | None = None, zammad: Profile | None = None) -> ScenarioRun:
-        """The scenario with its placeholders filled for one run in ``encoding``, in ``zammad``'s words."""
-        zammad = zammad or load_profile()
+    def for_run(self, encoding: str, run_id: str | None = None) -> ScenarioRun:
+        """The scenario with its placeholders filled for one run in ``encoding``."""
         if encoding not in self.encodings:
             raise ValueError(f"scenario {self.name} is not sent as {encoding} (encodings: {', '.join(self.encodings)})")
         ids = self.call_ids(encoding, run_id)
@@ -151,8 +160,7 @@ class Scenario:
             Step(
                 name=step.name,
                 request=fill(step.request, ids),
-                expect=Expectation(step.expect.status, fill(step.expect.body, ids), step.expect.body_matches,
-                                   step.expect.error).resolved(zammad),
+                expect=Expectation(step.expect.status, fill(step.expect.body, ids), step.expect.body_matches),
                 token=step.token,
                 invalid_request=step.invalid_request,
                 caller_log=step.caller_log,
@@ -269,6 +277,7 @@ def scenario_from_mapping(data: Any, path: Path) -> Scenario:
         encodings=tuple(data.get("encodings", ENCODINGS)),
         steps=steps,
         caller_log=caller_log,
+        needs=data.get("needs"),
     )
 
 
@@ -277,8 +286,9 @@ def _step(raw: Mapping[str, Any]) -> Step:
     return Step(
         name=raw["name"],
         request=dict(raw["request"]),
-        expect=Expectation(status=expect.get("status"), body=expect.get("body"), body_matches=expect.get("body_matches"),
-                           error=expect.get("error")),
+        expect=Expectation(status=expect.get("status", 200), body=expect.get("body"),
+                           body_matches=expect.get("body_matches"), error=expect.get("error"),
+                           by_rules=expect.get("rules", False)),
         token=raw.get("token", "valid"),
         invalid_request=raw.get("invalid_request", False),
         caller_log=expect.get("caller_log"),

@@ -17,16 +17,20 @@ Run: ``pytest --pyargs contract_tests.test_replay [--target URL]``.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from contract_tests.context import ContractContext, caller_log_headers
+from contract_tests.context import ContractContext, caller_log_headers, note_created_call, note_once
 from contract_tests.failures import ContractFailure, contract_failure, response_body
+from contract_tests.needs import NeedUnmet
 from contract_tests.requests_builder import request_kwargs
 from contract_tests.scenarios import (
     Scenario,
@@ -36,10 +40,14 @@ from contract_tests.scenarios import (
     same_json,
 )
 from contract_tests.target import Target
+from mock_server import load_config
 
 pytestmark = pytest.mark.contract_fixtures
 
-TIMEOUT = 15  # seconds per request; a real Zammad answers a push in well under one
+# Seconds per request (zammad-cti check --timeout); a real Zammad answers a push in well under one.
+TIMEOUT = float(os.environ.get("ZAMMAD_CTI_TIMEOUT") or 10)
+# Scenarios replayed at once (zammad-cti check --concurrency): each uses call IDs of its own.
+CONCURRENCY = max(1, int(os.environ.get("ZAMMAD_CTI_CONCURRENCY") or 8))
 JSON_MEDIA_TYPE = "application/json"
 
 SCENARIOS = load_scenarios()
@@ -55,14 +63,48 @@ def _cases() -> list[Any]:
 
 @pytest.fixture(scope="module")
 def replayer(contract_context: ContractContext) -> Any:
-    """Sends scenarios over one keep-alive session for the whole module."""
-    with requests.Session() as session:
-        yield Replayer(contract_context, session)
+    """Sends scenarios over keep-alive sessions (one per thread) for the whole module."""
+    replayer = Replayer(contract_context)
+    yield replayer
+    replayer.close()
+
+
+@pytest.fixture(scope="module")
+def replayed(request: pytest.FixtureRequest, replayer: Replayer) -> dict[tuple[str, str], BaseException | None]:
+    """Every selected (scenario, encoding) replayed up front, CONCURRENCY at a time: its outcome.
+
+    Scenarios are independent (call IDs of their own), and against a slow
+    target waiting for each answer in turn is what makes a check slow. Each
+    test then reports its own scenario's outcome.
+    """
+    cases = [(item.callspec.params["scenario"], item.callspec.params["encoding"])
+             for item in request.session.items
+             if getattr(item, "function", None) is test_scenario and hasattr(item, "callspec")]
+
+    def outcome(case: tuple[Scenario, str]) -> BaseException | None:
+        try:
+            replayer.replay(*case)
+        except BaseException as exc:  # noqa: B036 - a skip or failure, re-raised by its own test
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return exc
+        return None
+
+    pool = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="replay")
+    try:
+        results = list(pool.map(outcome, cases))
+    finally:
+        # On Ctrl-C, start no further scenario: only those in flight finish their current push.
+        pool.shutdown(wait=True, cancel_futures=True)
+    return {(scenario.name, encoding): result for (scenario, encoding), result in zip(cases, results, strict=True)}
 
 
 @pytest.mark.parametrize(("scenario", "encoding"), _cases())
-def test_scenario(scenario: Scenario, encoding: str, replayer: Replayer) -> None:
-    replayer.replay(scenario, encoding)
+def test_scenario(scenario: Scenario, encoding: str, replayed: dict[tuple[str, str], BaseException | None]) -> None:
+    __tracebackhide__ = True
+    problem = replayed[(scenario.name, encoding)]
+    if problem is not None:
+        raise problem
 
 
 class Replayer:
@@ -72,37 +114,82 @@ class Replayer:
     tracebacks, and the target's token must never appear there.
     """
 
-    def __init__(self, context: ContractContext, http: requests.Session) -> None:
+    def __init__(self, context: ContractContext) -> None:
         self.context = context
-        self.http = http
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
         self._targets: dict[Path, Target | None] = {}
 
     def __repr__(self) -> str:
         return f"<Replayer {self.context.describe()}>"
 
+    @property
+    def http(self) -> requests.Session:
+        """This thread's keep-alive session (a requests.Session is not meant to be shared by threads)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
+
+    def _target_for(self, config_path: Path) -> Target | None:
+        with self._lock:
+            if config_path not in self._targets:
+                self._targets[config_path] = self.context.target_for(config_path)
+            return self._targets[config_path]
+
     def replay(self, scenario: Scenario, encoding: str) -> None:
         __tracebackhide__ = True
-        if scenario.config_path not in self._targets:
-            self._targets[scenario.config_path] = self.context.target_for(scenario.config_path)
-        target = self._targets[scenario.config_path]
-        if target is None:
-            pytest.skip(
-                f"{scenario.name} assumes configuration {scenario.config_path.name}; the target is only known to "
-                f"run {self.context.config_path.name} (--target-config), and only its admin can change that"
-            )
-        run = scenario.for_run(encoding, zammad=self.context.profile)
-        log = CallerLogReader(self.context, target, self.http) if self.can_read_log(target) else None
+        if scenario.fits_any_config:
+            # Expectations follow from the configuration the target runs, whichever it is.
+            target, config = self.context.target, self.context.config
+        else:
+            target = self._target_for(scenario.config_path)
+            if target is None:
+                # The same text for every such scenario, so the summary counts them on one line.
+                pytest.skip(
+                    f"assumes configuration {scenario.config_path.name}; the target is only known "
+                    f"to run {self.context.config_path.name} (--target-config), and only its admin can change that"
+                )
+            config = load_config(scenario.config_path)
+        try:
+            bound = scenario.bind(config, self.context.profile)
+        except NeedUnmet as exc:
+            pytest.skip(f"{exc}; {config_name(self.context, scenario)} lacks it")
+        run = bound.for_run(encoding)
+        http = self.http
+        log = CallerLogReader(self.context, target, http) if self.can_read_log(target) else None
+        if log is None:
+            note_once("caller-log checks skipped: a real Zammad serves GET /api/v1/cti/log to agents only "
+                      "(403 without --zammad-api-token); pass an agent's API token to compare the caller log")
+        elif CallerLogReader.refused is not None:
+            log = None  # the caller log refused the API token once: said once, not checked again
         for number, step in enumerate(run.steps, 1):
             where = f"{run.label} step {number} '{step.name}'"
-            send_step(self.http, target, run, step, where)
-            if step.caller_log and log is not None:
-                log.check(run, step.caller_log, f"{where}: caller log after this step")
-        if scenario.caller_log and log is not None:
-            log.check(run, scenario.caller_log, f"{run.label}: caller log after the last step")
+            send_step(http, target, run, step, where)
+            if step.caller_log and log is not None and not log.check(run, step.caller_log,
+                                                                     f"{where}: caller log after this step"):
+                log = None
+        if bound.caller_log and log is not None:
+            log.check(run, bound.caller_log, f"{run.label}: caller log after the last step")
 
     def can_read_log(self, target: Target) -> bool:
         """The built-in mock serves its caller log freely; a real Zammad wants an agent's API token."""
         return target.builtin_mock or bool(self.context.api_token)
+
+
+def config_name(context: ContractContext, scenario: Scenario) -> str:
+    if scenario.fits_any_config:
+        return f"{context.config_path.name} (--target-config)"
+    return scenario.config_path.name
 
 
 # --- one push -----------------------------------------------------------------------
@@ -119,6 +206,8 @@ def send_step(http: requests.Session, target: Target, run: ScenarioRun, step: St
             expected=step.expect.describe(), actual_status=status, actual_body=body, token=token,
         )
 
+    if step.request.get("event") == "newCall" and step.token == "valid":
+        note_created_call(step.request.get("callId") or step.request.get("call_id"))
     try:
         kwargs = request_kwargs(step.request, run.encoding)
         response = http.post(target.endpoint_url_with(token), timeout=TIMEOUT, **kwargs)
@@ -142,6 +231,8 @@ def send_step(http: requests.Session, target: Target, run: ScenarioRun, step: St
 class CallerLogReader:
     """Reads ``GET /api/v1/cti/log`` and compares entries with a scenario's expectations."""
 
+    refused: str | None = None  # why a real Zammad's caller log refused the run's API token, once known
+
     def __init__(self, context: ContractContext, target: Target, http: requests.Session) -> None:
         self.context = context
         self.target = target
@@ -158,7 +249,8 @@ class CallerLogReader:
             text = text.replace(self.context.api_token, "***")
         return ContractFailure(self.target.mask(text))
 
-    def entries(self, where: str) -> list[Mapping[str, Any]]:
+    def entries(self, where: str) -> list[Mapping[str, Any]] | None:
+        """The newest entries; None when a real Zammad refuses the caller log (noted once for the summary)."""
         __tracebackhide__ = True
         try:
             headers = caller_log_headers(self.context)
@@ -167,6 +259,15 @@ class CallerLogReader:
             actual = f"  actual:   {type(exc).__name__}: {exc}"
             raise self._fail(f"{where}: cannot read the caller log", [actual]) from None
         body = response_body(response)
+        if response.status_code in (401, 403) and not self.target.builtin_mock:
+            CallerLogReader.refused = (
+                f"the caller log ({self.target.caller_log_url}) answered {response.status_code} to "
+                + ("the --zammad-api-token: the token lacks an agent's permission (cti.agent)"
+                   if self.context.api_token else "a request without --zammad-api-token")
+                + "; caller-log checks skipped"
+            )
+            note_once(CallerLogReader.refused)
+            return None
         entries = body.get("list") if isinstance(body, dict) else None
         if response.status_code != 200 or not isinstance(entries, list):
             raise self._fail(
@@ -176,9 +277,12 @@ class CallerLogReader:
             )
         return entries
 
-    def check(self, run: ScenarioRun, expected: Mapping[str, Any], where: str) -> None:
+    def check(self, run: ScenarioRun, expected: Mapping[str, Any], where: str) -> bool:
+        """Raise a failure when the log differs; False when the log could not be read (refused)."""
         __tracebackhide__ = True
         entries = self.entries(where)
+        if entries is None:
+            return False
         by_call_id: dict[Any, list[Any]] = {}
         for entry in entries:
             if isinstance(entry, dict):
@@ -204,6 +308,7 @@ class CallerLogReader:
                     problems.append(f"  {call} field {field}: expected {_show(value)}, actual {_show(actual)}")
         if problems:
             raise self._fail(f"{where} differs", problems)
+        return True
 
 
 _MISSING = object()

@@ -116,9 +116,17 @@ Examples:
 @click.option("--zammad", "zammad", envvar="CTI_ZAMMAD", metavar="VERSION",
               help="The Zammad version the target is: current or 2021 [env CTI_ZAMMAD; default: the "
                    "configuration's 'zammad', else one probe of the target tells].")
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 64),
+              help="Scenarios of the fixtures suite sent at once (each uses call IDs of its own).")
+@click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="Per-request limit. A PBX waits only about 3 s for a newCall answer: "
+                                      "slower newCall answers are reported as a finding.")
+@click.option("--created-calls", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write the call IDs the run created on the target to FILE (default: list them at the end).")
 @click.option("-v", "--verbose", count=True, help="Show pytest's own output (-vv: one line per test).")
 def check(target: str | None, target_config: str | None, suites: tuple[str, ...], junit: str | None,
-          zammad_api_token: str | None, zammad: str | None, verbose: int) -> None:
+          zammad_api_token: str | None, zammad: str | None, concurrency: int, timeout: float,
+          created_calls: str | None, verbose: int) -> None:
     """Check a CTI endpoint against the contract: run the contract suites, print a summary.
 
     Without --target the built-in mock is checked. Failures name the scenario
@@ -141,7 +149,8 @@ def check(target: str | None, target_config: str | None, suites: tuple[str, ...]
     except CheckUsageError as exc:
         raise click.BadParameter(str(exc), param_hint="'--suite'") from exc
     options = CheckOptions(target=target, target_config=target_config, suites=chosen,
-                           junit=junit, api_token=zammad_api_token, verbosity=verbose, zammad=zammad)
+                           junit=junit, api_token=zammad_api_token, verbosity=verbose,
+                           concurrency=concurrency, timeout=timeout, created_calls=created_calls, zammad=zammad)
     try:
         code = run_check(options)
     except CheckUsageError as exc:
