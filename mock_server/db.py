@@ -77,7 +77,7 @@ class JournalFile:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
         except (sqlite3.Error, OSError) as exc:
-            raise JournalFileError(f"{self.path} cannot be used as a zammad-cti journal: {exc}") from None
+            raise JournalFileError(f"{self.path} could not be opened as a zammad-cti journal: {exc}") from None
 
     def load_into(self, calls: CallLog, journal: Journal) -> Resumed:
         """Put the file's calls and requests back into memory."""
