@@ -262,7 +262,7 @@ def simulate(target: str, calls: int | None, concurrency: int, scenario_path: st
     """
     import json
 
-    from contract_tests.simulator import (
+    from pbx_simulator.simulation import (
         ScenarioFileError,
         Simulation,
         format_report,
