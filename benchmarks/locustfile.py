@@ -1,7 +1,7 @@
 """Load test for a Zammad CTI endpoint: Locust users that behave like PBX lines.
 
 Each user places one simulated call after another, drawn from the same
-scenario as ``zammad-cti simulate`` (``contract_tests.simulator``): newCall,
+scenario as ``zammad-cti simulate`` (``pbx_simulator``): newCall,
 the ring time, answer, the talk time, hangup, in all four encodings, with
 Zammad's answers honoured (a reject hangs up at once). A request counts as a
 failure when the target's answer differs from the one a real Zammad gives.
@@ -35,7 +35,7 @@ from locust import HttpUser, events, task
 from locust.runners import WorkerRunner
 
 from contract_tests.requests_builder import request_kwargs
-from contract_tests.simulator import (
+from pbx_simulator.simulation import (
     DEFAULT_TIMEOUT,
     Answer,
     CallFlow,

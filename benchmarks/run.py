@@ -3,19 +3,19 @@
     .venv/bin/python benchmarks/run.py                  # the table (about a minute)
     .venv/bin/python benchmarks/run.py --memory         # also RSS after 10,000 and 1,000,000 requests
 
-Everything listens on 127.0.0.1. Four servers are started in turn:
+Everything listens on 127.0.0.1. The servers, started in turn:
 
-- ``mock``: exactly as ``zammad-cti serve`` runs it (gunicorn, the project's
-  worker class, a journal file in a temporary directory);
-- ``prism``: ``@stoplight/prism-cli`` 5 mocking the same ``openapi.yaml``
+- ``mock``: exactly as ``zammad-cti serve`` runs it (granian, one process,
+  in memory); ``mock-persist``: the same with ``--journal`` (written behind);
+- ``prism-fast`` / ``prism``: ``@stoplight/prism-cli`` 5 mocking the same
+  ``openapi.yaml``, at ``-v error`` (its fastest) and at its default
   (``npm ci`` in benchmarks/ first; skipped with a note when missing);
-- ``ceiling``: ``bare_app.py`` answering ``{}`` under the same gunicorn worker
-  and settings as the mock;
+- ``ceiling``: ``bare_app.py`` answering ``{}`` under granian as serve runs it;
+  ``ceiling-gunicorn``: the same app under gunicorn gthread 2 workers x 8;
 - ``rules``: ``rules_app.py``, the mock's own body parsing and Zammad rules
-  without caller log or journal, under the same worker: what the rest costs.
-
-On request (``--servers``), the mock with parts switched off (``variants.py``):
-``no-journal``, ``no-caller-log``, ``neither``.
+  without caller log or journal, under granian: what the rest costs;
+- ``no-journal``, ``no-caller-log``, ``neither``: the mock with parts
+  switched off (``variants.py``), under granian: where the time goes.
 
 Each gets the same wrk load (``cti_mix.lua``: newCalls in JSON and form
 encodings with unique call IDs, plus answer/hangup life cycles), after a
@@ -128,33 +128,40 @@ class Server:
 
 
 def same_server_as_mock(app: str, port: int, args: argparse.Namespace) -> list[str]:
-    """gunicorn with the worker class and settings ``zammad-cti serve`` uses, serving ``app`` from benchmarks/."""
-    return [str(BIN / "gunicorn"), "--chdir", str(HERE), "-b", f"127.0.0.1:{port}",
-            "-k", "mock_server.gunicorn_worker.JsonErrorWorker", "-w", str(args.workers),
-            "--threads", str(args.server_threads), "--log-level", "warning",
-            *(["--reuse-port"] if args.workers > 1 else []), app]
+    """granian as ``zammad-cti serve`` runs it (WSGI, one worker), serving ``app`` from benchmarks/."""
+    return [str(BIN / "granian"), "--interface", "wsgi", "--working-dir", str(HERE), "--host", "127.0.0.1",
+            "--port", str(port), "--workers", "1", "--blocking-threads", str(args.server_threads),
+            "--log-level", "critical", app]
+
+
+def gunicorn(app: str, port: int) -> list[str]:
+    """The comparison: gunicorn gthread, 2 workers x 8 threads (what serve ran before)."""
+    return [str(BIN / "gunicorn"), "--chdir", str(HERE), "-b", f"127.0.0.1:{port}", "-k", "gthread",
+            "-w", "2", "--threads", "8", "--log-level", "warning", "--reuse-port", app]
 
 
 def start(name: str, args: argparse.Namespace, journal_dir: Path) -> Server | None:
     port = free_port()
-    if name == "mock":
-        argv = [str(BIN / "zammad-cti"), "serve", "--port", str(port), "--workers", str(args.workers),
-                "--threads", str(args.server_threads), "--journal", str(journal_dir / "bench.sqlite3")]
+    if name in ("mock", "mock-persist"):
+        argv = [str(BIN / "zammad-cti"), "serve", "--port", str(port), "--threads", str(args.server_threads)]
+        if name == "mock-persist":
+            argv += ["--journal", str(journal_dir / f"bench-{port}.sqlite3")]
         return Server(name, argv, port)
     if name in VARIANTS:
-        env = {**os.environ, "ZCTI_BENCH_WITHOUT": VARIANTS[name], "ZCTI_BENCH_BOOT_ID": f"bench-{port}",
-               "ZCTI_BENCH_JOURNAL": str(journal_dir / f"{name}.sqlite3")}
+        env = {**os.environ, "ZCTI_BENCH_WITHOUT": VARIANTS[name]}
         return Server(name, same_server_as_mock("variants:app", port, args), port, env=env)
     if name in ("ceiling", "rules"):
         return Server(name, same_server_as_mock(f"{'bare' if name == 'ceiling' else 'rules'}_app:app", port, args),
                       port)
-    if name == "prism":
+    if name == "ceiling-gunicorn":
+        return Server(name, gunicorn("bare_app:app", port), port)
+    if name in ("prism", "prism-fast"):
         prism = HERE / "node_modules" / ".bin" / "prism"
         if not prism.exists():
             print("prism: not installed (run `npm ci` in benchmarks/); skipped", file=sys.stderr)
             return None
         argv = [str(prism), "mock", "-h", "127.0.0.1", "-p", str(port), str(ROOT / "openapi.yaml")]
-        return Server(name, argv, port)
+        return Server(name, argv + (["-v", "error"] if name == "prism-fast" else []), port)
     raise ValueError(name)
 
 
@@ -221,7 +228,7 @@ def table(results: list[Result]) -> str:
                      f"{r.requests:,} | {r.non_2xx:,} | {r.note or r.socket_errors} |")
     by_name = {r.name: r for r in results}
     mock = by_name.get("mock")
-    for other in ("prism", "ceiling", "rules"):
+    for other in ("prism-fast", "prism", "ceiling", "ceiling-gunicorn", "rules"):
         if mock and other in by_name and by_name[other].rps:
             lines.append(f"\nmock/{other}: {mock.rps / by_name[other].rps:.2f}x req/s")
     return "\n".join(lines)
@@ -229,13 +236,13 @@ def table(results: list[Result]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers", default="mock,prism,ceiling,rules")
+    parser.add_argument("--servers", default="mock,mock-persist,prism-fast,prism,ceiling,ceiling-gunicorn,rules,"
+                                             "no-journal,no-caller-log,neither")
     parser.add_argument("--duration", type=float, default=10, help="seconds of measured load per server")
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for mock, ceiling and rules")
-    parser.add_argument("--server-threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--server-threads", type=int, default=32, help="granian blocking threads (serve's --threads)")
     parser.add_argument("--memory", action="store_true", help="also measure RSS growth over many requests")
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
     args = parser.parse_args()
@@ -245,7 +252,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="zammad-cti-bench-") as tmp:
         results = [measure(name, args, Path(tmp)) for name in args.servers.split(",")]
         print(f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration:.0f}s, cti_mix.lua; "
-              f"gunicorn {args.workers} workers x {args.server_threads} threads; {os.cpu_count()} cores\n")
+              f"granian 1 worker x {args.server_threads} threads; {os.cpu_count()} cores\n")
         print(table(results))
         if args.memory:
             early, late, done = memory_check(args, Path(tmp))

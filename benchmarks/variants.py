@@ -2,7 +2,7 @@
 
 Not a mock anyone should use (without the caller log every answer and hangup
 "succeeds"): ``run.py --servers no-journal,no-caller-log,neither`` serves it
-under the same gunicorn worker and settings as the others, and
+under the same server and settings as the mock, and
 ``in_process.py --without ...`` replays the load through it in a loop.
 The parts are switched off on the app's own state, never in the mock's code.
 """
@@ -30,10 +30,9 @@ def without(app, parts):
 
 def _from_environment():
     parts = [part for part in os.environ.get("ZCTI_BENCH_WITHOUT", "").split(",") if part]
-    config = {"JOURNAL": os.environ.get("ZCTI_BENCH_JOURNAL", ":memory:"),
-              "BOOT_ID": os.environ.get("ZCTI_BENCH_BOOT_ID")}
+    config = {"JOURNAL": os.environ.get("ZCTI_BENCH_JOURNAL") or None}
     return without(create_app(config), parts)
 
 
-if "ZCTI_BENCH_WITHOUT" in os.environ:  # under gunicorn, started by run.py
+if "ZCTI_BENCH_WITHOUT" in os.environ:  # under granian, started by run.py
     app = _from_environment()

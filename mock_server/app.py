@@ -6,12 +6,10 @@ variables, then the ``test_config`` dict. Keys:
 - ``CTI_CONFIG``: a path to a JSON/YAML configuration, a parsed mapping, or a
   :class:`MockConfig` (default: ``fixtures/documented-config.json``)
 - ``TOKEN``: overrides the configuration's token
-- ``JOURNAL``: the SQLite file for the caller log and settings; the journal and
-  findings go beside it (``x.sqlite3`` -> ``x.requests.sqlite3``). Default
-  ``":memory:"``: temporary files, gone when the mock stops
+- ``JOURNAL``: a SQLite file to keep the caller log and the journal in across
+  restarts (loaded at the start, written behind while the mock runs). Default
+  ``None`` (``":memory:"`` too): nothing is kept, the mock starts empty
 - ``FAULTS``: faults active from the start (see ``admin/faults.py``)
-- ``BOOT_ID``: shared by the workers of one ``serve``: the first applies
-  CTI_CONFIG and FAULTS, later ones keep what ``/__admin`` changed since
 - ``STALE_CALL_SECONDS``: a call with no hangup after this long is a finding
 - ``MAX_CALLS``: caller-log entries kept (oldest dropped first)
 - ``JOURNAL_LIMIT``: journal entries kept
@@ -36,7 +34,7 @@ from werkzeug.wrappers import Response
 from .admin.inspector import bp as inspector_bp
 from .admin.journal import DEFAULT_JOURNAL_LIMIT, Journal
 from .admin.views import bp as admin_bp
-from .db import JOURNAL_SCHEMA, Database, journal_file
+from .db import JournalFile, WriteBehind
 from .http.cti import bp as cti_bp
 from .http.cti import PushReply, http_error_message
 from .http.negotiation import wants_json
@@ -55,9 +53,8 @@ from .zammad.errors import CtiError, error_id_message
 DEFAULTS: dict[str, Any] = {
     "CTI_CONFIG": None,
     "TOKEN": None,
-    "JOURNAL": ":memory:",
+    "JOURNAL": None,
     "FAULTS": (),
-    "BOOT_ID": None,
     "STALE_CALL_SECONDS": 600,
     "MAX_CALLS": DEFAULT_MAX_ENTRIES,
     "JOURNAL_LIMIT": DEFAULT_JOURNAL_LIMIT,
@@ -91,19 +88,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
 
     config = resolve_config(app.config["CTI_CONFIG"], app.config["TOKEN"])
-    db = Database(app.config["JOURNAL"])
-    journal_db = Database(journal_file(app.config["JOURNAL"]), JOURNAL_SCHEMA)
-    state = MockState(
-        boot_id=app.config["BOOT_ID"],
-        faults=app.config["FAULTS"],
-        config=config,
-        db=db,
-        calls=CallLog(db, max_entries=int(app.config["MAX_CALLS"])),
-        journal=Journal(journal_db, limit=int(app.config["JOURNAL_LIMIT"])),
-    )
+    calls = CallLog(max_entries=int(app.config["MAX_CALLS"]))
+    journal = Journal(limit=int(app.config["JOURNAL_LIMIT"]))
+    persistence = None
+    path = app.config["JOURNAL"]
+    if path not in (None, "", ":memory:"):
+        file = JournalFile(path)  # JournalFileError: one line for the user
+        app.config["RESUMED"] = file.load_into(calls, journal)
+        persistence = WriteBehind(file, calls, journal)
+    state = MockState(config=config, calls=calls, journal=journal, faults=app.config["FAULTS"],
+                      persistence=persistence)
     app.extensions[EXTENSION_KEY] = state
-    # Flush the journal and drop a temporary database when the app goes away
-    # or the process exits (a gunicorn worker's graceful stop included).
+    # Write what is left behind when the app goes away or the process exits.
     weakref.finalize(app, state.close)
     app.register_blueprint(cti_bp)
     app.register_blueprint(admin_bp)

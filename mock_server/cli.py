@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import uuid
 
 import click
 
 from . import __version__
-
-# Two processes use both cores of a small machine; they share the caller log
-# through the journal file (benchmarks/run.py measures this setting).
-DEFAULT_WORKERS = 2
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zammad-cti")
@@ -34,27 +28,25 @@ def main() -> None:
               help="Answer GET /api/v1/cti/log without credentials, as the first configured agent "
                    "(Zammad answers 403: use only for a local stand-in).")
 @click.option("--journal", default=None, metavar="PATH",
-              help="SQLite file for the caller log, journal and findings; ':memory:' keeps nothing. "
-                   "[default: journal.sqlite3 in the user's data directory]")
-@click.option("--workers", default=None, type=click.IntRange(1, 64),
-              help="Worker processes; they share the caller log through the journal file. "
-                   f"[default: {DEFAULT_WORKERS}; 1 with --journal :memory:]")
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Threads per worker.")
+              help="Keep the caller log and the journal in this SQLite file across restarts (written behind in "
+                   "batches; 'zammad-cti report' reads it). [default: keep nothing, start empty]")
+@click.option("--threads", default=32, show_default=True, type=click.IntRange(1, 512),
+              help="Python threads answering requests; a request held by a latency or hang fault takes one.")
 @click.option("--fault", "faults", multiple=True, metavar="SPEC",
               help="Inject a fault from the start (repeatable): latency:5000, latency:100-500,probability=0.5, "
                    "status:503,times=3, drop,event=hangup, hang:30. See /__admin/faults.")
 def serve(host: str, port: int, config_path: str | None, token: str | None, zammad: str | None,
-          open_caller_log: bool, journal: str | None, workers: int | None, threads: int,
-          faults: tuple[str, ...]) -> None:
-    """Run the mock under gunicorn and print the endpoint URL to paste into a PBX."""
+          open_caller_log: bool, journal: str | None, threads: int, faults: tuple[str, ...]) -> None:
+    """Run the mock (one process, granian) and print the endpoint URL to paste into a PBX."""
     from .admin.faults import FaultError, parse_fault_option
     from .app import resolve_config
-    from .server import default_journal_path, run_gunicorn
+    from .db import JournalFile, JournalFileError
+    from .server import PortInUse, run_granian
     from .zammad.config import ConfigError
     from .zammad.profiles import UnknownProfile, load_profile
 
     try:
-        config = resolve_config(config_path, token)  # fail here, before any worker starts
+        config = resolve_config(config_path, token)  # fail here, before the worker starts
         if zammad:
             config = dataclasses.replace(config, zammad=load_profile(zammad).name)
         fault_list = [parse_fault_option(spec) for spec in faults]
@@ -62,11 +54,16 @@ def serve(host: str, port: int, config_path: str | None, token: str | None, zamm
         raise click.ClickException(str(exc)) from exc
     for note in config.notes:
         click.echo(f"note: {note}", err=True)
-    journal = journal or str(default_journal_path())
-    if workers is None:
-        workers = 1 if journal == ":memory:" else DEFAULT_WORKERS
-    if journal == ":memory:" and workers > 1:
-        raise click.UsageError("--journal :memory: keeps the caller log in one process: use --workers 1 or a file")
+    if journal == ":memory:":
+        journal = None
+    resumed = None
+    if journal:
+        try:  # a file that is no journal is refused here, in one line; the worker loads it again
+            file = JournalFile(journal)
+            resumed = file.counts()
+            file.close()
+        except JournalFileError as exc:
+            raise click.ClickException(str(exc)) from exc
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: binding {host}: anyone who can reach it and knows the token can push calls", err=True)
     shown_host = f"[{host}]" if ":" in host else host
@@ -81,15 +78,30 @@ def serve(host: str, port: int, config_path: str | None, token: str | None, zamm
                       " (Authorization: Token token=<an agent's token of the configuration>)" if config.agents else
                       " (the configuration lists no agents: 403 for every reader; see --open-caller-log)"))
         click.echo(f"  admin API:                          {base}/__admin/health")
-        click.echo(f"  journal:                            {journal}")
+        if journal is None:
+            click.echo("  journal:                            in memory only, starts empty (--journal PATH keeps it)")
+        elif resumed and any(resumed):
+            click.echo(f"  journal:                            {journal}: {resumed[0]:,} calls, "
+                       f"{resumed[1]:,} requests from earlier runs")
+        else:
+            click.echo(f"  journal:                            {journal} (new, empty)")
         for fault in fault_list:
             click.echo(f"  fault injected:                     {fault}")
         click.echo("Stop with Ctrl-C.")
         sys.stdout.flush()
 
-    app_config = {"CTI_CONFIG": config, "JOURNAL": journal, "FAULTS": fault_list, "BOOT_ID": uuid.uuid4().hex,
-                  "OPEN_CALLER_LOG": open_caller_log}
-    run_gunicorn(app_config, host, port, workers=workers, threads=threads, on_ready=announce)
+    def farewell(kept: tuple[int, int] | None) -> None:
+        if kept is None:
+            click.echo("zammad-cti mock stopped; nothing kept (no --journal)")
+        else:
+            click.echo(f"zammad-cti mock stopped; {journal} holds {kept[0]:,} calls, {kept[1]:,} requests")
+        sys.stdout.flush()
+
+    app_config = {"CTI_CONFIG": config, "JOURNAL": journal, "FAULTS": fault_list, "OPEN_CALLER_LOG": open_caller_log}
+    try:
+        run_granian(app_config, host, port, threads=threads, on_ready=announce, on_stop=farewell)
+    except PortInUse as exc:
+        raise click.ClickException(f"{exc}; is another mock running there? Stop it or choose --port") from exc
 
 
 @main.command(epilog="""\b
@@ -164,29 +176,27 @@ Exit codes: 0 no error-level finding in the selection; 1 at least one;
 
 \b
 Examples:
-  zammad-cti report                                  # the journal serve writes by default
+  zammad-cti report --journal ci.sqlite3             # the file 'serve --journal ci.sqlite3' wrote
   zammad-cti report --journal ci.sqlite3 --format junit --output cti-report.xml
   zammad-cti report --since 15m --stale-after 0      # the last quarter hour; every open call counts
 """)
-@click.option("--journal", default=None, metavar="PATH",
-              help="The SQLite file 'serve --journal' wrote. [default: the one serve uses]")
+@click.option("--journal", required=True, metavar="PATH", help="The SQLite file 'serve --journal PATH' wrote.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True)
 @click.option("--since", metavar="TIME",
               help="Only requests at or after TIME: ISO 8601 (2026-11-25T10:00:00Z) or 15m, 2h, 1d ago.")
 @click.option("--stale-after", default=600.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
               help="A call with no hangup this long after its newCall is reported (call-not-ended).")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the report to FILE; the verdict goes to stderr.")
-def report(journal: str | None, fmt: str, since: str | None, stale_after: float, output: str | None) -> None:
+def report(journal: str, fmt: str, since: str | None, stale_after: float, output: str | None) -> None:
     """Report what the PBX sent the mock, call by call, with every finding and a verdict."""
     from .admin.report import ReportError, build_report, parse_since, render
-    from .server import default_journal_path
 
     try:
         since_time = parse_since(since) if since else None
     except ReportError as exc:
         raise click.BadParameter(str(exc), param_hint="'--since'") from exc
     try:
-        result = build_report(journal or default_journal_path(), since=since_time, stale_after=stale_after)
+        result = build_report(journal, since=since_time, stale_after=stale_after)
     except ReportError as exc:
         raise click.BadParameter(str(exc), param_hint="'--journal'") from exc
     text = render(result, fmt)
@@ -280,7 +290,7 @@ def simulate(target: str, calls: int | None, concurrency: int, scenario_path: st
     """
     import json
 
-    from contract_tests.simulator import (
+    from pbx_simulator.simulation import (
         ScenarioFileError,
         Simulation,
         format_report,

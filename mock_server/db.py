@@ -1,61 +1,47 @@
-"""One SQLite database per mock: the caller log, the journal and the findings.
+"""``serve --journal PATH``: the caller log and the journal, written behind into one SQLite file.
 
-SQLite in WAL mode lets several gunicorn workers (processes) and their threads
-share one caller log without lost updates: a newCall is one ``INSERT OR
-IGNORE`` (the unique callId decides duplicates), an answer or hangup a
-compare-and-swap ``UPDATE`` (see :mod:`.zammad.call_log`), so a call's events
-are applied one at a time whichever worker receives them. Readers take pooled
-connections; writers share one connection per process under a lock.
+The state is in memory (:mod:`.zammad.call_log`, :mod:`.admin.journal`);
+this file is where it goes when the user asks to keep it. A thread of its
+own wakes every half second, takes what changed and writes it in one
+transaction, so a push never waits for the disk. At the start the file's
+contents are loaded back (what the start-up banner reports as resumed);
+``report`` reads the same file.
 
-``path=":memory:"`` means "keep nothing": a temporary database file, deleted
-when the mock closes (a plain in-memory SQLite database cannot be shared
-between threads, let alone processes).
+Tables: ``calls`` (the caller log, one row per call), ``requests`` (the
+journal, with each entry's findings) and ``findings`` (the same findings,
+one row each, for SQL queries).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import mmap
 import os
 import sqlite3
-import struct
-import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-WRITE_WAIT_SECONDS = 30
-_GENERATION = struct.Struct("<Q")  # the settings' generation as other workers see it
+from .admin.journal import Journal
+from .zammad.call_log import CallLog, load_entry
 
-# The state every worker shares: the caller log and the settings. Small, hot writes.
-STATE_SCHEMA = """
+FLUSH_EVERY_SECONDS = 0.5
+
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
-    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    id      INTEGER PRIMARY KEY,
     call_id TEXT NOT NULL UNIQUE,
     entry   TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
-
-# The journal and its findings, in a file of their own: SQLite locks a whole
-# file per write, and the journal's batches must not hold up a ringing call.
-JOURNAL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
-    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    id      INTEGER PRIMARY KEY,
     time    TEXT NOT NULL,
     call_id TEXT,
     entry   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_call_id ON requests (call_id);
 CREATE TABLE IF NOT EXISTS findings (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         INTEGER PRIMARY KEY,
     request_id INTEGER,
     time       TEXT NOT NULL,
     call_id    TEXT,
@@ -66,210 +52,120 @@ CREATE TABLE IF NOT EXISTS findings (
 CREATE INDEX IF NOT EXISTS findings_call_id ON findings (call_id);
 """
 
-
-def journal_file(path: str | os.PathLike[str]) -> str:
-    """Where the journal lives beside the state file: ``journal.sqlite3`` -> ``journal.requests.sqlite3``."""
-    if str(path) == ":memory:":
-        return ":memory:"
-    path = Path(path).expanduser()
-    return str(path.with_name(f"{path.stem}.requests{path.suffix or '.sqlite3'}"))
+_JSON = json.JSONEncoder(default=str, separators=(",", ":"))
 
 
-class Database:
-    """A SQLite file shared by every thread and every worker process.
+class JournalFileError(Exception):
+    """The file cannot be used as a journal (not SQLite, unreadable); the message says why."""
 
-    Connections are pooled rather than kept per thread: Werkzeug's threaded
-    server starts a thread per request, and a connection is worth reusing.
-    """
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:", schema: str = STATE_SCHEMA) -> None:
-        self.temporary = str(path) == ":memory:"
-        if self.temporary:
-            fd, name = tempfile.mkstemp(prefix="zammad-cti-", suffix=".sqlite3")
-            os.close(fd)
-            self.path = Path(name)
-        else:
-            self.path = Path(path).expanduser()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._idle: list[sqlite3.Connection] = []
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        # Threads of one process take turns here rather than in SQLite's busy
-        # handler, which sleeps a whole millisecond or more per collision.
-        self._write_lock = threading.Lock()
-        self._write_conn: sqlite3.Connection | None = None
-        self._closed = False
-        with self.connection() as conn:
-            conn.executescript(schema)  # idempotent; executescript manages its own transaction
+@dataclass
+class Resumed:
+    calls: int
+    requests: int
 
-    def _open(self, busy_timeout_ms: int = 30_000) -> sqlite3.Connection:
-        if self._closed:  # a request still in flight at shutdown: no new connection, no new temporary file
-            raise sqlite3.ProgrammingError(f"{self.path}: the database is closed")
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
-        conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
-                               check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=OFF")  # no fsync: survives a crash of the mock, not of the machine
-        with self._lock:
-            self._all.append(conn)
-        return conn
 
-    @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
-        """A pooled connection for reads (autocommit) or a transaction of the caller's own."""
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._open()
+class JournalFile:
+    """One SQLite file; used by one thread at a time (the write-behind, or ``report``)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
         try:
-            yield conn
-        finally:
-            with self._lock:
-                if self._closed:
-                    conn.close()
-                else:
-                    self._idle.append(conn)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalFileError(f"{self.path} could not be opened as a zammad-cti journal: {exc}") from None
 
-    # Writes: one connection per process, used under ``_write_lock``. It has no
-    # busy timeout: SQLite's own busy handler sleeps a millisecond or more when
-    # another worker process holds the lock for a few microseconds, so waiting
-    # is done here, in steps of 50 microseconds doubling up to one millisecond.
+    def load_into(self, calls: CallLog, journal: Journal) -> Resumed:
+        """Put the file's calls and requests back into memory."""
+        try:
+            call_rows = self._conn.execute("SELECT entry FROM calls ORDER BY id").fetchall()
+            request_rows = self._conn.execute("SELECT id, entry FROM requests ORDER BY id").fetchall()
+            calls.load(load_entry(text) for (text,) in call_rows)
+            journal.load({**json.loads(text), "id": row_id} for row_id, text in request_rows)
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            raise JournalFileError(f"{self.path} could not be read as a zammad-cti journal: {exc}") from None
+        return Resumed(len(call_rows), len(request_rows))
 
-    def _writer(self) -> sqlite3.Connection:
-        if self._write_conn is None:
-            self._write_conn = self._open(busy_timeout_ms=0)
-        return self._write_conn
+    def write(self, calls: CallLog, journal: Journal) -> tuple[int, int]:
+        """Write what changed since the last call, in one transaction; returns (calls, requests) written."""
+        calls_cleared, call_rows, oldest_call = calls.take_changes()
+        journal_cleared, entries, oldest_request = journal.take_new()
+        if not (calls_cleared or call_rows or journal_cleared or entries):
+            return 0, 0
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if calls_cleared:
+                conn.execute("DELETE FROM calls")
+            conn.executemany("INSERT OR REPLACE INTO calls (id, call_id, entry) VALUES (?, ?, ?)", call_rows)
+            conn.execute("DELETE FROM calls WHERE id < ?", (oldest_call,))
+            if journal_cleared:
+                conn.execute("DELETE FROM requests")
+                conn.execute("DELETE FROM findings")
+            conn.executemany("INSERT OR REPLACE INTO requests (id, time, call_id, entry) VALUES (?, ?, ?, ?)",
+                             [(e["id"], e["time"], _call_id(e), _JSON.encode(e)) for e in entries])
+            conn.executemany(
+                "INSERT OR REPLACE INTO findings (id, request_id, time, call_id, code, severity, entry) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(f["id"], e["id"], e["time"], _call_id(e), f["code"], f["severity"],
+                  _JSON.encode({k: v for k, v in f.items() if k != "id"}))
+                 for e in entries for f in e["findings"]])
+            conn.execute("DELETE FROM requests WHERE id < ?", (oldest_request,))
+            conn.execute("DELETE FROM findings WHERE request_id < ?", (oldest_request,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return len(call_rows), len(entries)
 
-    @staticmethod
-    def _when_free(statement: Callable[[], Any]) -> Any:
-        delay, waited = 0.00005, 0.0
-        while True:
-            try:
-                return statement()
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or waited > WRITE_WAIT_SECONDS:
-                    raise
-            time.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, 0.001)
-
-    def write(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        """One write statement, atomic on its own (SQLite wraps it in a transaction)."""
-        with self._write_lock:
-            conn = self._writer()
-            return self._when_free(lambda: conn.execute(sql, args))
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that holds SQLite's write lock from its first statement."""
-        with self._write_lock:
-            conn = self._writer()
-            self._when_free(lambda: conn.execute("BEGIN IMMEDIATE"))
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            self._when_free(lambda: conn.execute("COMMIT"))
+    def counts(self) -> tuple[int, int]:
+        calls = self._conn.execute("SELECT count(*) FROM calls").fetchone()[0]
+        requests = self._conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+        return calls, requests
 
     def close(self) -> None:
+        self._conn.close()
+
+
+def _call_id(entry: dict[str, Any]) -> str | None:
+    return None if entry["call_id"] is None else str(entry["call_id"])
+
+
+class WriteBehind:
+    """The thread that writes the caller log and the journal into a :class:`JournalFile` in batches."""
+
+    def __init__(self, file: JournalFile, calls: CallLog, journal: Journal) -> None:
+        self.file = file
+        self._calls = calls
+        self._journal = journal
+        calls.track_changes()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # one write at a time: the thread's, or a flush's
+        self.written = (0, 0)
+        self._thread = threading.Thread(target=self._run, name="zammad-cti-write-behind", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_EVERY_SECONDS):
+            try:
+                self.flush()
+            except Exception as exc:  # never lose the thread: say so and try again next time
+                print(f"zammad-cti: writing {self.file.path} failed ({exc!r}); retrying", flush=True)
+
+    def flush(self) -> None:
         with self._lock:
-            self._closed = True
-            for conn in self._all:
-                try:
-                    conn.close()
-                except sqlite3.Error:
-                    pass
-            self._all.clear()
-            self._idle.clear()
-            self._write_conn = None
-        if self.temporary:
-            for suffix in ("", "-wal", "-shm", ".generation", ".writers"):
-                try:
-                    os.remove(f"{self.path}{suffix}")
-                except FileNotFoundError:
-                    pass
+            calls, requests = self.file.write(self._calls, self._journal)
+            self.written = (self.written[0] + calls, self.written[1] + requests)
 
-
-class SharedSettings:
-    """Settings every worker process must agree on (configuration, faults), in the ``meta`` table.
-
-    Every change bumps ``generation`` and publishes it in a small file beside
-    the database that every worker maps into memory. A worker reads that
-    number before each request: a memory read, no system call, so the
-    request's thread keeps the GIL (a ``stat`` would hand it to another
-    thread and wait to get it back). When the number changed, the worker
-    rereads the table.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._marker = Path(f"{db.path}.generation")
-        fd = os.open(self._marker, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(fd).st_size < _GENERATION.size:
-                os.ftruncate(fd, _GENERATION.size)  # zeros: "no change published yet"
-            self._published = mmap.mmap(fd, _GENERATION.size)
-        finally:
-            os.close(fd)  # the mapping stays valid
-        self._publish_lock = threading.Lock()
-
-    def generation(self) -> int:
-        """A value that changes whenever the settings change, in any process."""
-        return _GENERATION.unpack_from(self._published)[0]
-
-    @contextmanager
-    def _changing(self) -> Iterator[list[int]]:
-        """Writers take turns (a file lock, across processes) from their transaction to publishing its
-        generation, so the published number only grows and never runs ahead of the table."""
-        with self._publish_lock, open(self._marker, "rb") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            new_generation: list[int] = []
-            yield new_generation
-            if new_generation:
-                _GENERATION.pack_into(self._published, 0, new_generation[0])
-
-    def read(self, *keys: str) -> dict[str, Any]:
-        with self._db.connection() as conn:
-            return self._read(conn, keys)
-
-    @staticmethod
-    def _read(conn: sqlite3.Connection, keys: tuple[str, ...]) -> dict[str, Any]:
-        marks = ",".join("?" * len(keys))
-        rows = conn.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", keys).fetchall()
-        return {key: json.loads(value) for key, value in rows}
-
-    def write(self, **values: Any) -> None:
-        with self._changing() as generation, self._db.transaction() as conn:
-            generation.append(self._write(conn, values))
-
-    @staticmethod
-    def _write(conn: sqlite3.Connection, values: dict[str, Any]) -> int:
-        for key, value in values.items():
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('generation', '1') "
-            "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-        )
-        return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-
-    def start(self, boot_id: str, **values: Any) -> bool:
-        """Set ``values`` once per start of the mock: the first worker of a boot writes, later ones adopt.
-
-        A worker that gunicorn starts later (or restarts) must not reset what
-        ``/__admin`` changed since; a new ``serve`` (a new boot id) must.
-        """
-        with self._changing() as generation, self._db.transaction() as conn:
-            if self._read(conn, ("boot",)).get("boot") != boot_id:
-                generation.append(self._write(conn, {**values, "boot": boot_id}))
-        return bool(generation)
-
-    def update(self, key: str, change: Callable[[Any], Any]) -> Any:
-        """Read-modify-write ``key`` atomically across processes; returns ``change``'s result."""
-        with self._changing() as generation, self._db.transaction() as conn:
-            current = self._read(conn, (key,)).get(key)
-            new_value, result = change(current)
-            if new_value is not current:
-                generation.append(self._write(conn, {key: new_value}))
-        return result
+    def close(self) -> tuple[int, int]:
+        """Write what is left and close the file; returns what the file holds (calls, requests)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.flush()
+        counts = self.file.counts()
+        self.file.close()
+        return counts

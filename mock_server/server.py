@@ -1,20 +1,23 @@
-"""Running the mock: in a thread for tests and the contract plugin, or under gunicorn.
+"""Running the mock: in a thread for tests and the contract plugin, or under granian.
 
 :class:`MockServer` serves on 127.0.0.1 and a free port from a background
 thread (Werkzeug's threaded server: quick to start, enough for tests).
-``run_gunicorn`` is what ``zammad-cti serve`` uses: a production WSGI server
-that stops cleanly on Ctrl-C and SIGTERM.
+:func:`run_granian` is what ``zammad-cti serve`` uses: granian, a Rust HTTP
+server, with one worker process that owns the whole state (see
+docs/benchmarks.md for why this server and why one process). It stops
+cleanly on Ctrl-C and SIGTERM: what is in flight is answered, what was asked
+to persist is written.
 """
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from functools import partial
 from typing import Any
 
-import platformdirs
 from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -87,48 +90,65 @@ class MockServer:
         self.stop()
 
 
-def _free_port(host: str) -> int:
+class PortInUse(Exception):
+    """Another server listens on the address; the message says which."""
+
+
+def claim_port(host: str, port: int) -> int:
+    """The port to serve on: ``port``, or a free one for 0; :class:`PortInUse` when taken.
+
+    Bound without SO_REUSEPORT, so that a mock (or anything) already there
+    makes this fail instead of sharing the port with it.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         return probe.getsockname()[1]
 
 
-def default_journal_path() -> Path:
-    """``journal.sqlite3`` in the user's data directory (``~/.local/share/zammad-cti`` on Linux)."""
-    return Path(platformdirs.user_data_dir("zammad-cti", appauthor=False)) / "journal.sqlite3"
+# The app of this worker process: its state is written behind and closed when granian stops it.
+_served: list[Flask] = []
 
 
-def run_gunicorn(app_config: Mapping[str, Any], host: str, port: int, workers: int = 1, threads: int = 8,
-                 on_ready: Callable[[int], None] | None = None) -> None:
-    """Serve the mock under gunicorn until Ctrl-C or SIGTERM.
+def _load_app(app_config: Mapping[str, Any], _target: str) -> Flask:
+    app = create_app(app_config)
+    gc.freeze()  # the app, its rules and the spec live as long as the worker: keep them out of GC scans
+    _served.append(app)
+    return app
 
-    Each worker builds its own app after the fork (SQLite connections must not
-    cross a fork); they share the caller log through the journal file.
-    """
-    from gunicorn.app.base import BaseApplication
 
-    # Per-worker sockets must agree on the port: choose a free one now when asked for any.
-    bound_port = port or _free_port(host)
-    port = bound_port
+def _close_served(on_stop: Callable[[tuple[int, int] | None], None] | None) -> None:
+    for app in _served:
+        written = mock_state(app).close()
+        if on_stop is not None:
+            on_stop(written)
 
-    class _Application(BaseApplication):
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("worker_class", "mock_server.gunicorn_worker.JsonErrorWorker")
-            self.cfg.set("threads", threads)
-            self.cfg.set("graceful_timeout", 10)
-            # Several workers: each gets a SO_REUSEPORT socket of its own, so the kernel spreads
-            # new connections over them. On one shared socket a burst of keep-alive connections
-            # (a PBX's, or wrk's) can all land on one worker while the other idles.
-            self.cfg.set("reuse_port", workers > 1)
-            self.cfg.set("accesslog", None)
-            self.cfg.set("loglevel", "warning")
-            if on_ready is not None:
-                self.cfg.set("when_ready", lambda arbiter: on_ready(bound_port))
 
-        def load(self) -> Flask:
-            return create_app(app_config)
+def run_granian(app_config: Mapping[str, Any], host: str, port: int, threads: int = 32,
+                on_ready: Callable[[int], None] | None = None,
+                on_stop: Callable[[tuple[int, int] | None], None] | None = None) -> None:
+    """Serve the mock under granian (one worker process) until Ctrl-C or SIGTERM; :class:`PortInUse` first."""
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server.mp import MPServer, WorkerProcess
 
-    _Application().run()
+    port = claim_port(host, port)
+    inner = MPServer._spawn_wsgi_worker.__wrapped__
+
+    @WorkerProcess.wrap_target
+    def serve_then_close(worker_id: int, callback: Any, *args: Any) -> None:
+        try:
+            inner(worker_id, callback, *args)  # returns once granian stopped and answered what was in flight
+        finally:
+            _close_served(on_stop)
+
+    server = Granian("mock_server", address=host, port=port, interface=Interfaces.WSGI, workers=1,
+                     blocking_threads=threads, log_level=LogLevels.critical, log_access=False)
+    if on_ready is not None:
+        server.on_startup(lambda: on_ready(port))
+    server.serve(spawn_target=serve_then_close, target_loader=partial(_load_app, app_config))

@@ -2,14 +2,13 @@
 
 The app factory creates one :class:`MockState` and attaches it to the app;
 there is no module-level state, so tests can run many mocks side by side.
-Configuration and faults live in the database's shared settings, so that
-``PUT /__admin/config`` or a new fault reaches every worker process.
+One process owns it all, in memory: a change through ``/__admin`` is seen
+whole by the next request, and every read sees every earlier push.
 """
 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,7 +16,7 @@ from flask import Flask
 
 from .admin.faults import matches
 from .admin.journal import Journal
-from .db import Database, SharedSettings
+from .db import WriteBehind
 from .zammad.call_log import CallLog
 from .zammad.caller_id import Directory
 from .zammad.config import MockConfig
@@ -26,34 +25,15 @@ EXTENSION_KEY = "zammad_cti"
 
 
 class MockState:
-    def __init__(self, config: MockConfig, db: Database, calls: CallLog, journal: Journal,
-                 faults: Iterable[dict[str, Any]] = (), boot_id: str | None = None) -> None:
-        self.db = db
+    def __init__(self, config: MockConfig, calls: CallLog, journal: Journal,
+                 faults: Iterable[dict[str, Any]] = (), persistence: WriteBehind | None = None) -> None:
         self.calls = calls
         self.journal = journal
-        self._settings = SharedSettings(db)
+        self.persistence = persistence
         self._lock = threading.Lock()
-        self._generation: object = None
         self._config = config
         self._directory = Directory(config.contacts, config.first_contact_id)
         self._faults: list[dict[str, Any]] = list(faults)
-        # A new start applies its configuration and faults; another worker of the same start adopts
-        # what is there, which /__admin may have changed since.
-        self._settings.start(boot_id or uuid.uuid4().hex, config=config.to_shared(), faults=self._faults)
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Pick up configuration and faults another worker changed (one read when nothing did)."""
-        generation = self._settings.generation()
-        if generation == self._generation:
-            return
-        values = self._settings.read("config", "faults")
-        with self._lock:
-            if "config" in values and values["config"] != self._config.to_shared():
-                self._config = MockConfig.from_shared(values["config"], token=self._config.token)
-                self._directory = Directory(self._config.contacts, self._config.first_contact_id)
-            self._faults = values.get("faults") or []
-            self._generation = generation
 
     @property
     def config(self) -> MockConfig:
@@ -64,11 +44,10 @@ class MockState:
         return self._directory
 
     def replace_config(self, config: MockConfig) -> None:
-        """Swap the configuration; the next request, in any worker, sees it whole."""
-        self._settings.write(config=config.to_shared())
+        """Swap the configuration; the next request sees it whole."""
+        directory = Directory(config.contacts, config.first_contact_id)
         with self._lock:
-            self._config, self._directory = config, Directory(config.contacts, config.first_contact_id)
-        self.refresh()
+            self._config, self._directory = config, directory
 
     def token_valid(self, token: Any) -> bool:
         return self._config.accepts_token(token)
@@ -80,39 +59,29 @@ class MockState:
         return list(self._faults)
 
     def add_fault(self, fault: dict[str, Any]) -> None:
-        self._settings.update("faults", lambda current: ([*(current or []), fault], None))
-        self.refresh()
+        with self._lock:
+            self._faults = [*self._faults, fault]
 
     def remove_faults(self, fault_id: str | None = None) -> int:
         """Remove one fault (by id) or all; returns how many went."""
-        def change(current: list[dict[str, Any]] | None):
-            current = current or []
-            kept = [f for f in current if fault_id is not None and f.get("id") != fault_id]
-            return kept, len(current) - len(kept)
-        removed = self._settings.update("faults", change)
-        self.refresh()
+        with self._lock:
+            kept = [f for f in self._faults if fault_id is not None and f.get("id") != fault_id]
+            removed = len(self._faults) - len(kept)
+            self._faults = kept
         return removed
 
     def take_fault(self, event: Any) -> dict[str, Any] | None:
         """The fault that applies to this request, if any; uses up one of its ``times``."""
-        candidates = [f for f in self._faults if matches(f, event)]
-        if not candidates:
-            return None
-        chosen = candidates[0]
-        if "times" not in chosen:
-            return chosen
-
-        def use_once(current: list[dict[str, Any]] | None):
-            current = current or []
-            for index, fault in enumerate(current):
-                if fault.get("id") == chosen["id"]:
+        with self._lock:
+            for index, fault in enumerate(self._faults):
+                if not matches(fault, event):
+                    continue
+                if "times" in fault:
                     left = fault["times"] - 1
-                    kept = current[:index] + ([{**fault, "times": left}] if left > 0 else []) + current[index + 1:]
-                    return kept, fault
-            return current, None  # another worker used it up first
-        taken = self._settings.update("faults", use_once)
-        self.refresh()
-        return taken
+                    self._faults = (self._faults[:index] + ([{**fault, "times": left}] if left > 0 else [])
+                                    + self._faults[index + 1:])
+                return fault
+        return None
 
     # Lifetime -------------------------------------------------------------
 
@@ -121,9 +90,10 @@ class MockState:
         self.calls.clear()
         self.journal.clear()
 
-    def close(self) -> None:
-        self.journal.close()
-        self.db.close()
+    def close(self) -> tuple[int, int] | None:
+        """Write what is left behind and close the file; (calls, requests) it holds, or None."""
+        persistence, self.persistence = self.persistence, None
+        return persistence.close() if persistence is not None else None
 
 
 def mock_state(app: Flask) -> MockState:

@@ -122,9 +122,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def use_clock(clock: FakeClock) -> Callable[[Flask], FakeClock]:
-    """``use_clock(app)`` gives the app a caller log (on the app's database) that reads ``clock``."""
+    """``use_clock(app)`` gives the app an empty caller log that reads ``clock``."""
     def install(app: Flask) -> FakeClock:
         state = mock_state(app)
-        state.calls = CallLog(state.db, clock=clock)
+        state.calls = CallLog(clock=clock)
         return clock
     return install

@@ -1,10 +1,10 @@
 """Many calls at once: nothing lost, nothing mixed up, one winner for a callId.
 
 A busy PBX pushes the events of many calls at the same time, and with
-``serve --workers 2`` two processes share one caller log. 200 call life
+``serve`` one process owns the caller log. 200 call life
 cycles (newCall, answer when the call is answered, hangup; both directions;
 each event in another encoding) run from 32 threads against a
-:class:`MockServer` and against a real ``zammad-cti serve --workers 2``.
+:class:`MockServer` and against a real ``zammad-cti serve``.
 Every call must end in the caller log hung up, with its own numbers, names
 and done flag; every answer must be the one Zammad gives that call. Then
 newCalls race for the same callId: exactly one 200, the rest
@@ -209,14 +209,14 @@ def test_parallel_life_cycles_against_mock_server(roomy_config):
 
 
 @pytest.fixture
-def two_workers(tmp_path, roomy_config) -> Iterator[Served]:
+def served(tmp_path, roomy_config) -> Iterator[Served]:
     if not ZAMMAD_CTI.exists():
         pytest.skip(f"console script {ZAMMAD_CTI} is not installed")
     config = tmp_path / "config.json"
     config.write_text(json.dumps(roomy_config), encoding="utf-8")
     port = free_port()
     process = subprocess.Popen(
-        [str(ZAMMAD_CTI), "serve", "--port", str(port), "--workers", "2", "--config", str(config),
+        [str(ZAMMAD_CTI), "serve", "--port", str(port), "--config", str(config),
          "--journal", str(tmp_path / "journal.sqlite3")],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=clean_env(),
     )
@@ -226,55 +226,7 @@ def two_workers(tmp_path, roomy_config) -> Iterator[Served]:
         stop(process)
 
 
-def test_parallel_life_cycles_against_two_gunicorn_workers(two_workers):
-    url = two_workers.endpoint_url()
-    base = two_workers.base_url_when_up()
-    exercise(base, url, "gunicorn")
-
-
-def test_every_worker_sees_what_the_other_answered(two_workers):
-    # Each journal writer gathers requests for 50 ms before it stores them; a reader that lands
-    # on the other worker must still see a push answered a moment ago (the writers' board).
-    url = two_workers.endpoint_url()
-    base = two_workers.base_url_when_up()
-    for n in range(30):
-        call_id = f"seen-{n}"
-        # A new connection each time: the kernel spreads them over the workers' sockets.
-        with requests.Session() as pbx:
-            answer = pbx.post(url, json={"event": "newCall", "from": "4930111", "to": "4930222",
-                                         "direction": "in", "callId": call_id}, timeout=5)
-        assert answer.status_code == 200
-        with requests.Session() as admin:
-            listed = admin.get(f"{base}/__admin/requests", params={"call_id": call_id}, timeout=5).json()["requests"]
-        assert [entry["call_id"] for entry in listed] == [call_id], f"push {n}: the journal missed it"
-
-
-def test_findings_see_a_newcall_the_other_worker_answered_a_moment_ago(two_workers):
-    # direction-changed needs the call's newCall; when another worker answered it a few
-    # milliseconds earlier, that worker's writer may still be gathering it.
-    url = two_workers.endpoint_url()
-    base = two_workers.base_url_when_up()
-    calls = [f"changed-{n}" for n in range(12)]
-    for call_id in calls:
-        for event, direction in (("newCall", "in"), ("answer", "out")):
-            with requests.Session() as pbx:  # a new connection: either worker may take it
-                answer = pbx.post(url, json={"event": event, "from": "4930111", "to": "4930222",
-                                             "direction": direction, "callId": call_id}, timeout=5)
-            assert answer.status_code == 200
-    findings = requests.get(f"{base}/__admin/findings", timeout=10).json()["findings"]
-    flagged = {f["call_id"] for f in findings if f["code"] == "direction-changed"}
-    assert sorted(set(calls) - flagged) == []
-
-
-def test_an_answer_without_any_newcall_is_judged_promptly_with_two_workers(two_workers):
-    url = two_workers.endpoint_url()
-    base = two_workers.base_url_when_up()
-    for n in range(6):  # keeps both workers' writers busy while the lone answer is judged
-        requests.post(url, json={"event": "newCall", "from": "4930111", "to": "4930222", "direction": "in",
-                                 "callId": f"busy-{n}"}, timeout=5)
-    assert requests.post(url, json={"event": "answer", "from": "4930111", "to": "4930222", "direction": "in",
-                                    "callId": "never-created"}, timeout=5).status_code == 500
-    started = time.monotonic()
-    findings = requests.get(f"{base}/__admin/findings", params={"call_id": "never-created"}, timeout=10).json()
-    assert time.monotonic() - started < 2
-    assert [f["code"] for f in findings["findings"]] == ["event-before-newcall"]
+def test_parallel_life_cycles_against_serve(served):
+    url = served.endpoint_url()
+    base = served.base_url_when_up()
+    exercise(base, url, "serve")

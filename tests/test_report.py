@@ -344,21 +344,9 @@ def test_usage_errors_exit_2(tmp_path, journal):
     assert result.exit_code == 2 and "cannot write" in result.stderr
 
 
-@pytest.mark.skipif(not ZAMMAD_CTI.exists(), reason=f"console script {ZAMMAD_CTI} is not installed")
-def test_default_journal_is_the_one_serve_uses(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZAMMAD_CTI_")}
-    env["XDG_DATA_HOME"] = str(tmp_path / "data")  # platformdirs' user data directory on Linux
-    default = tmp_path / "data" / "zammad-cti" / "journal.sqlite3"
-
-    missing = report_process(env=env)
-    assert missing.returncode == 2
-    assert str(default) in missing.stderr and "no journal at" in missing.stderr
-
-    with MockServer(mock_config(default)) as mock:
-        clean_call(poster(mock), "default-1")
-    found = report_process("--format", "json", env=env)
-    assert found.returncode == 0, found.stderr
-    assert json.loads(found.stdout)["journal"] == str(default)
+def test_report_without_a_journal_asks_for_one():
+    result = report()
+    assert result.exit_code == 2 and "--journal" in result.stderr
 
 
 def test_output_file_gets_the_report_and_stderr_the_verdict(tmp_path, journal):

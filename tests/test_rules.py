@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from zammad_answers import ERROR_ID
 
-from mock_server.db import Database
 from mock_server.zammad import call_log
 from mock_server.zammad.caller_id import Directory, extract_numbers, normalize_number
 from mock_server.zammad.config import (
@@ -225,16 +224,12 @@ def directory(documented) -> Directory:
 
 @pytest.fixture
 def make_log(clock):
-    """The app's caller-log store (SQLite), on a temporary database, with the test's clock."""
-    databases: list[Database] = []
+    """The app's caller-log store (in memory), with the test's clock."""
 
     def factory(**kwargs: Any):
-        databases.append(Database(":memory:"))
-        return call_log.CallLog(databases[-1], clock=clock, **kwargs)
+        return call_log.CallLog(clock=clock, **kwargs)
 
-    yield factory
-    for database in databases:
-        database.close()
+    return factory
 
 
 @pytest.fixture

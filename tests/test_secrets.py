@@ -123,11 +123,11 @@ def database_files(path: Path) -> list[Path]:
 
 def test_sqlite_file_keeps_only_the_digest(secret_app, tmp_path):
     database = tmp_path / "journal.sqlite3"
-    mock_state(secret_app).journal.flush()
+    mock_state(secret_app).persistence.flush()
     files = database_files(database)
     assert database in files
     everything = b"".join(f.read_bytes() for f in files)
-    assert DIGEST.encode() in everything  # the files read are the ones the mock wrote
+    assert b"s-5" in everything  # the files read are the ones the mock wrote
     assert TOKEN.encode() not in everything
     assert TOKEN.encode("utf-16-le") not in everything
     mock_state(secret_app).close()  # checkpoints the WAL into the main file
@@ -240,7 +240,7 @@ def test_serve_warns_when_binding_beyond_localhost(served):
 
 
 def test_serve_does_not_warn_on_localhost(monkeypatch, tmp_path):
-    monkeypatch.setattr(mock_server.server, "run_gunicorn", lambda *args, **kwargs: None)
+    monkeypatch.setattr(mock_server.server, "run_granian", lambda *args, **kwargs: None)
     result = CliRunner().invoke(main, ["serve", "--host", "127.0.0.1", "--journal", str(tmp_path / "j.sqlite3")])
     assert result.exit_code == 0 and "warning" not in result.output
 
@@ -260,24 +260,21 @@ def test_serve_prints_the_token_once_and_logs_it_nowhere(served):
                 b"POST /api/v1/cti/%s HTTP/1.1\r\nHost: pbx\r\nbroken header\r\n\r\n",
                 b"POST /api/v1/cti/%s?x HTTP/7.0\r\n\r\n"):
         raw_exchange(SERVE_HOST, served.port, raw.replace(b"%s", TOKEN.encode()))
-    time.sleep(0.5)  # gunicorn writes its log lines after the answer
+    time.sleep(0.5)  # any log line is written after the answer
     shown = [line for line in served.stdout().splitlines() if TOKEN in line]
     assert len(shown) == 1 and "CTI endpoint (paste into your PBX)" in shown[0], shown
-    stderr = served.stderr()
-    assert "Invalid request" in stderr  # gunicorn did log the bad requests...
-    assert TOKEN not in stderr  # ...masked
+    assert TOKEN not in served.stderr()
 
 
 @pytest.mark.parametrize("raw", [
     pytest.param(b"POST /api/v1/integration/cti/%s\x01 HTTP/1.1\r\nHost: pbx\r\n\r\n", id="old-doc-path"),
     pytest.param(b"POST /api/v1/cti/log?token=%s\x01 HTTP/1.1\r\nHost: pbx\r\n\r\n", id="token-as-query-parameter"),
 ])
-def test_gunicorn_log_masks_the_token_in_any_bad_request_line(served, raw):
+def test_serve_logs_no_token_of_any_bad_request_line(served, raw):
     before = len(served.stderr())
     answer = raw_exchange(SERVE_HOST, served.port, raw.replace(b"%s", TOKEN.encode()))
     time.sleep(0.3)
     logged = served.stderr()[before:]
-    assert "Invalid request" in logged
     assert TOKEN not in logged, logged
     assert TOKEN.encode() not in answer
 
@@ -286,10 +283,11 @@ def test_serve_journal_file_keeps_only_the_digest(served, tmp_path_factory):
     base = f"http://{SERVE_HOST}:{served.port}"
     requests.post(f"{base}/api/v1/cti/{TOKEN}", data={"event": "newCall", **INBOUND, "callId": "f-1", "token": TOKEN},
                   timeout=5)
-    requests.get(f"{base}/__admin/requests", timeout=5)  # flushes this worker's journal
-    files = database_files(Path(served.stdout().split("journal:")[1].split()[0]))
-    everything = b"".join(f.read_bytes() for f in files)
-    assert DIGEST.encode() in everything
+    files_of = Path(served.stdout().split("journal:")[1].split()[0].rstrip(":"))
+    deadline = time.monotonic() + 10
+    while b"f-1" not in (everything := b"".join(f.read_bytes() for f in database_files(files_of))):
+        assert time.monotonic() < deadline, "the journal file never got the push (written behind twice a second)"
+        time.sleep(0.2)
     assert TOKEN.encode() not in everything
 
 

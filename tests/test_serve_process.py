@@ -212,3 +212,43 @@ def test_bad_config_exits_non_zero(tmp_path, content, expected):
     assert done.returncode != 0
     assert expected in done.stderr
     assert "CTI endpoint" not in done.stdout
+
+
+def _start_default(port: int) -> Served:
+    """``zammad-cti serve`` as a new user starts it: no --journal."""
+    process = subprocess.Popen([str(ZAMMAD_CTI), "serve", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    return Served(process, port)
+
+
+def test_a_second_serve_on_a_busy_port_exits_1_and_the_first_keeps_answering(serve):
+    first = serve()
+    url = first.endpoint_url()
+    first.base_url_when_up()
+    second = subprocess.run([str(ZAMMAD_CTI), "serve", "--port", str(first.port)], capture_output=True, text=True,
+                            timeout=START_TIMEOUT, env=clean_env())
+    assert second.returncode == 1
+    assert second.stderr.strip().count("\n") == 0 and "cannot listen on" in second.stderr, second.stderr
+    assert "CTI endpoint" not in second.stdout
+    for n in range(5):  # every push still lands on the first mock
+        response = requests.post(url, json={**OUTBOUND_NEW_CALL, "callId": f"busy-{n}"}, timeout=5)
+        assert response.status_code == 200
+
+
+def test_a_restarted_default_serve_starts_empty_and_answers_as_documented():
+    port = free_port()
+    for run in range(2):
+        served = _start_default(port)
+        try:
+            url = served.endpoint_url()
+            response = served.post_when_up(url, OUTBOUND_NEW_CALL)
+            assert response.status_code == 200, f"run {run + 1}: {response.status_code} {response.text}"
+            assert response.json() == {"action": "dial", "caller_id": "496990009111", "number": "492214710334"}
+        finally:
+            os.kill(served.process.pid, signal.SIGTERM)
+            served.process.wait(timeout=STOP_TIMEOUT)
+        printed = list(served.lines)
+        while (line := served._lines.get(timeout=5)) is not None:
+            printed.append(line)
+        assert any("in memory only, starts empty" in line for line in printed), printed
+        assert printed[-1] == "zammad-cti mock stopped; nothing kept (no --journal)", printed

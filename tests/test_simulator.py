@@ -30,7 +30,7 @@ from jsonschema import Draft202012Validator
 from werkzeug.serving import make_server
 
 from contract_tests.requests_builder import ENCODINGS, form_pairs
-from contract_tests.simulator import (
+from pbx_simulator.simulation import (
     OUTCOMES,
     REJECT,
     SIM_CALL_ID_PREFIX,

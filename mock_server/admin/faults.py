@@ -14,7 +14,7 @@ A fault is a JSON object:
 ``probability``   only this fraction of the matching requests (0 to 1)
 ``times``         only the next N matching requests, then the fault is gone
 
-The fault list lives in the mock's database so every worker process sees it.
+The fault list lives in the mock's state (:mod:`..state`), in memory.
 """
 
 from __future__ import annotations

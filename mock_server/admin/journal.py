@@ -4,44 +4,31 @@ It answers "what did my PBX send, and what did the mock make of it". The
 token never enters it: the path is stored masked and only whether the token
 was right is kept.
 
-Writing is off the request path: a request hands a small record to a writer
-thread, which works out the findings and stores records in batches, one
-transaction each. The PBX's answer never waits for the journal. Readers in
-the same process call :meth:`Journal.flush` first, so they see every request
-answered before; :meth:`Journal.close` flushes what is left (graceful stop).
+One process owns it, in memory: a request appends its record under a lock,
+which numbers it, so the journal's order is the order the requests were
+answered in. The findings are worked out when they are first read (or
+written behind), in that order, so that an answer is judged against its
+call's newCall; the push never waits for them. When persistence is asked
+for, the write-behind thread (:mod:`..db`) takes new entries with
+:meth:`Journal.take_new`.
 """
 
 from __future__ import annotations
 
 import json
-import queue
 import threading
-import time
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from ..db import Database
 from ..zammad.calls import call_id_of, rails_time
 from .findings import ACCEPT_UNKNOWN, LOGGED_NEW_CALL, Finding, request_findings
-from .writer_board import WriterBoard
 
 DEFAULT_JOURNAL_LIMIT = 100_000
 MASK = "***"
 _JSON = json.JSONEncoder(default=str, separators=(",", ":"))
-PRUNE_EVERY = 1_000  # rows between two prunes of the oldest journal entries
-_BATCH = 2048
-_GATHER_SECONDS = 0.05
-_ROWS_PER_STATEMENT = 64  # 3 or 6 parameters each: well under SQLite's 32,766
-# An answer whose newCall another worker's writer may still be gathering is rechecked this often, this long.
-_RECHECK_SECONDS = 0.01
-_RECHECK_FOR_SECONDS = 1.0
-_RECENT_NEW_CALLS = 4096  # newCall parameters kept at hand for the findings of answer and hangup
-
-
-def _storable(text: str) -> str:
-    """A lone surrogate a PBX sent (JSON "\\ud800") cannot be bound as SQLite text: it becomes U+FFFD."""
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if not text.isascii() else text
+JUDGE_EVERY_SECONDS = 0.1
 
 
 def mask_path(path: str) -> str:
@@ -99,273 +86,151 @@ def _findings_of(entry: dict[str, Any], new_call_params: dict[str, Any] | None) 
                             and entry["encoding"] == "urlencoded")
 
 
-@dataclass
-class _Recheck:
-    request_id: int
-    call_id: str
-    entry: dict[str, Any]
-    others_pending: dict[int, tuple[int, int]]  # the other writers' board slots when the entry was judged
-    deadline: float
-
-
 class Journal:
-    """The journal, kept in the mock's SQLite database: the newest ``limit`` requests survive a restart."""
+    """The newest ``limit`` requests, oldest first, numbered in the order they were answered.
 
-    def __init__(self, db: Database, limit: int = DEFAULT_JOURNAL_LIMIT) -> None:
-        self._db = db
+    Judged entries are kept as compact JSON text: a tenth of the memory of the
+    dicts, and nothing for the cyclic garbage collector to walk (100,000 dicts
+    in the old generation made its pauses the mock's p99). A thread of the
+    journal's own judges new entries every tenth of a second, beside the
+    requests, never inside one; a reader judges what is left first.
+    """
+
+    def __init__(self, limit: int = DEFAULT_JOURNAL_LIMIT) -> None:
         self._limit = limit
-        self._queue: queue.SimpleQueue[dict[str, Any] | threading.Event | None] = queue.SimpleQueue()
-        self._hurry = threading.Event()
-        self._recent_new_calls: dict[str, dict[str, Any]] = {}  # insertion-ordered: the oldest goes first
-        self._board = WriterBoard(f"{db.path}.writers")
-        self._rechecks: list[_Recheck] = []  # only the writer thread touches these
-        self._writer = threading.Thread(target=self._write_forever, name="zammad-cti-journal", daemon=True)
-        self._writer.start()
-        self._closed = False
+        self._entries: deque[str] = deque()  # judged, oldest first
+        self._unjudged: deque[dict[str, Any]] = deque()  # newer than every judged one, oldest first
+        self._lock = threading.Lock()
+        self._next_id = 1
+        self._next_finding_id = 1
+        self._new_calls: dict[str, dict[str, Any]] = {}  # call ID -> newCall params, for answers and hangups
+        self._written = 0  # the highest id handed to the write-behind
+        self._cleared = False
+        self._closed = threading.Event()
+        threading.Thread(target=self._judge_forever, name="zammad-cti-journal", daemon=True).start()
+
+    def _judge_forever(self) -> None:
+        while not self._closed.wait(JUDGE_EVERY_SECONDS):
+            if self._unjudged:
+                with self._lock:
+                    self._judge()
+
+    def close(self) -> None:
+        self._closed.set()
 
     # Writing ----------------------------------------------------------------
 
     def record(self, record: dict[str, Any]) -> None:
-        """Queue one :func:`push_record`; returns at once."""
-        self._board.queued()
-        self._queue.put(record)
+        """Append one :func:`push_record`; numbers it. Returns at once."""
+        with self._lock:
+            record["id"] = self._next_id
+            self._next_id += 1
+            self._unjudged.append(record)
+            if len(self._entries) + len(self._unjudged) > self._limit:
+                if self._entries:
+                    self._entries.popleft()
+                else:  # nobody read it: it goes unjudged, its newCall is noted
+                    self._note_new_call(self._unjudged.popleft())
 
-    def _write_forever(self) -> None:
-        while True:
-            try:
-                item = self._queue.get(timeout=_RECHECK_SECONDS if self._rechecks else None)
-            except queue.Empty:
-                self._recheck_safely()
-                continue
-            if isinstance(item, dict):
-                # Let requests gather for a moment: one wake-up and one transaction for many
-                # requests, instead of a thread switch per request that slows every answer.
-                # A reader waiting in flush() cuts the moment short; a reader in another worker
-                # waits for it (see writer_board.py: a writer that looked for readers every few
-                # milliseconds cost every push about 20 us).
-                self._hurry.wait(_GATHER_SECONDS)
-            self._hurry.clear()
-            batch, waiters, stop = [], [], False
-            while True:
-                if item is None:
-                    stop = True
-                elif isinstance(item, threading.Event):
-                    waiters.append(item)
-                else:
-                    batch.append(item)
-                if len(batch) >= _BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                rechecks = len(self._rechecks)
-                try:
-                    self._write(batch)
-                except Exception as exc:  # never lose the writer thread: say so and go on
-                    print(f"zammad-cti: journal write failed ({exc!r}); {len(batch)} entries lost", flush=True)
-                # Entries waiting for a recheck count as stored once it is done.
-                self._board.stored(len(batch) - (len(self._rechecks) - rechecks))
-            self._recheck_safely()
-            for waiter in waiters:
-                waiter.set()
-            if stop:  # only close() asks the writer to stop
-                self._board.release()  # after the last write: readers elsewhere waited for it
-                self._db.close()  # idempotent: close() closes it again once it has joined
-                return
+    def load(self, entries: Iterable[dict[str, Any]]) -> None:
+        """Put back entries from an earlier run (judged, oldest first); new ones are numbered after them."""
+        with self._lock:
+            for entry in entries:
+                self._entries.append(_JSON.encode(entry))
+                self._next_id = max(self._next_id, entry["id"] + 1)
+                self._note_new_call(entry)
+                for finding in entry.get("findings", []):
+                    self._next_finding_id = max(self._next_finding_id, finding.get("id", 0) + 1)
+            while len(self._entries) > self._limit:
+                self._entries.popleft()
+            self._written = self._next_id - 1
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        # The findings first, outside the transaction: the write lock is held only for the inserts.
-        rows, finding_rows, rechecks = [], [], []
-        others_pending = self._board.others_pending()  # before the query: what it may not see yet
-        stored_new_calls = self._stored_new_calls(batch)
-        for index, entry in enumerate(batch):
-            call_id = None if entry["call_id"] is None else _storable(str(entry["call_id"]))
+    def _note_new_call(self, entry: dict[str, Any]) -> None:
+        call_id = entry["call_id"]
+        if entry["event"] == "newCall" and call_id is not None and entry["outcome"] in LOGGED_NEW_CALL:
+            self._new_calls[str(call_id)] = entry["params"]
+            if len(self._new_calls) > self._limit:
+                del self._new_calls[next(iter(self._new_calls))]
+
+    def _judge(self) -> None:
+        """Work out the findings of the entries not judged yet, oldest first (under the lock)."""
+        while self._unjudged:
+            entry = self._unjudged.popleft()
+            call_id = None if entry["call_id"] is None else str(entry["call_id"])
             new_call_params = None
             if call_id is not None and entry["event"] in ("answer", "hangup"):
-                new_call_params = self._recent_new_calls.get(call_id) or stored_new_calls.get(call_id)
-            findings = _findings_of(entry, new_call_params)
-            entry["findings"] = [f.to_json() for f in findings]
-            if new_call_params is None and others_pending and call_id is not None \
-                    and entry["event"] in ("answer", "hangup") and entry["params"] is not None:
-                rechecks.append((index, call_id, entry))
-            if entry["event"] == "newCall" and call_id is not None and entry["outcome"] in LOGGED_NEW_CALL:
-                self._recent_new_calls[call_id] = entry["params"]
-                if len(self._recent_new_calls) > _RECENT_NEW_CALLS:
-                    del self._recent_new_calls[next(iter(self._recent_new_calls))]
-            rows.append((entry["time"], call_id, _JSON.encode(entry)))
-            finding_rows += [(index, entry["time"], call_id, f.code, f.severity, _JSON.encode(f.to_json()))
-                             for f in findings]
-        # Many rows per statement: SQLite is entered once per chunk, so this thread hands the GIL
-        # back and forth with the request threads once per chunk, not once per row.
-        with self._db.transaction() as conn:
-            first = None
-            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                chunk = rows[start:start + _ROWS_PER_STATEMENT]
-                conn.execute("INSERT INTO requests (time, call_id, entry) VALUES " + ",".join(["(?,?,?)"] * len(chunk)),
-                             [value for row in chunk for value in row])
-                if first is None:
-                    # AUTOINCREMENT ids inserted under one write lock are consecutive.
-                    first = conn.execute("SELECT last_insert_rowid()").fetchone()[0] - len(chunk) + 1
-            for start in range(0, len(finding_rows), _ROWS_PER_STATEMENT):
-                chunk = finding_rows[start:start + _ROWS_PER_STATEMENT]
-                conn.execute("INSERT INTO findings (request_id, time, call_id, code, severity, entry) VALUES "
-                             + ",".join(["(?,?,?,?,?,?)"] * len(chunk)),
-                             [value for index, *rest in chunk for value in (first + index, *rest)])
-        deadline = time.monotonic() + _RECHECK_FOR_SECONDS
-        self._rechecks += [_Recheck(first + index, call_id, entry, others_pending, deadline)
-                           for index, call_id, entry in rechecks]
-        last = first + len(batch) - 1
-        if last // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
-            with self._db.transaction() as conn:
-                conn.execute("DELETE FROM requests WHERE id <= ?", (last - self._limit,))
-                conn.execute("DELETE FROM findings WHERE request_id <= ?", (last - self._limit,))
+                new_call_params = self._new_calls.get(call_id)
+            findings = []
+            for finding in _findings_of(entry, new_call_params):
+                findings.append({"id": self._next_finding_id, **finding.to_json()})
+                self._next_finding_id += 1
+            entry["findings"] = findings
+            self._note_new_call(entry)
+            self._entries.append(_JSON.encode(entry))
 
-    def _stored_new_calls(self, batch: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """The stored newCall parameters of the calls this batch answers or hangs up, where not at hand:
-        newCalls from before a restart, or ones another worker received. One query per batch."""
-        wanted = {str(entry["call_id"]) for entry in batch
-                  if entry["call_id"] is not None and entry["event"] in ("answer", "hangup")}
-        wanted -= self._recent_new_calls.keys()
-        if not wanted:
-            return {}
-        return self._query_new_calls(wanted)
-
-    def _recheck_safely(self) -> None:
-        try:
-            self._recheck()
-        except Exception as exc:  # the findings stay as they were; the writer goes on
-            print(f"zammad-cti: journal recheck failed ({exc!r}); {len(self._rechecks)} entries left as they are",
-                  flush=True)
-            self._board.stored(len(self._rechecks))
-            self._rechecks = []
-
-    def _recheck(self) -> None:
-        """Complete the findings of answers and hangups whose newCall another worker was still storing.
-
-        Their entries are stored at once, without the findings that compare them with the
-        newCall (direction-changed, number-changed); the newCall is looked for again until
-        it is found, or the other writers have stored what they held then, or a second passed.
-        Nobody waits for anybody: two writers each holding the other's newCall both go on.
-        """
-        if not self._rechecks:
-            return
-        # Whether the other writers had caught up is asked before the query, which then sees all they stored.
-        caught_up = [self._board.caught_up(recheck.others_pending) for recheck in self._rechecks]
-        found = self._query_new_calls({recheck.call_id for recheck in self._rechecks})
-        now, done, kept = time.monotonic(), [], []
-        for recheck, others_done in zip(self._rechecks, caught_up, strict=True):
-            if recheck.call_id in found:
-                done.append((recheck, found[recheck.call_id]))
-            elif others_done or now > recheck.deadline:
-                done.append((recheck, None))  # there is no such newCall, or it takes too long
+    def _judged(self, after: int | None = None) -> list[dict[str, Any]]:
+        """Every entry (or those after the id ``after``), judged, as dicts."""
+        with self._lock:
+            self._judge()
+            entries = self._entries
+            if after is not None and entries:
+                first = json.loads(entries[0])["id"]
+                skip = min(max(0, after - first + 1), len(entries))
+                chosen = [entries[i] for i in range(skip, len(entries))]
             else:
-                kept.append(recheck)
-        self._rechecks = kept
-        added = []
-        for recheck, new_call_params in done:
-            if new_call_params is None:
-                continue
-            entry = recheck.entry
-            findings = _findings_of(entry, new_call_params)
-            known = {(f["code"], f["field"]) for f in entry["findings"]}
-            new = [f for f in findings if (f.code, f.field) not in known]
-            if new:
-                entry["findings"] += [f.to_json() for f in new]
-                added.append((recheck, new))
-        if added:
-            with self._db.transaction() as conn:
-                for recheck, new in added:
-                    conn.execute("UPDATE requests SET entry = ? WHERE id = ?",
-                                 (_JSON.encode(recheck.entry), recheck.request_id))
-                    conn.executemany(
-                        "INSERT INTO findings (request_id, time, call_id, code, severity, entry) VALUES (?,?,?,?,?,?)",
-                        [(recheck.request_id, recheck.entry["time"], recheck.call_id, f.code, f.severity,
-                          _JSON.encode(f.to_json())) for f in new])
-        if done:
-            self._board.stored(len(done))
+                chosen = list(entries)
+        return [json.loads(text) for text in chosen]
 
-    def _query_new_calls(self, call_ids: set[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        with self._db.connection() as conn:
-            for call_id, params in conn.execute(
-                f"SELECT call_id, json_extract(entry, '$.params') FROM requests WHERE call_id IN "
-                f"({','.join('?' * len(call_ids))}) AND json_extract(entry, '$.event') = 'newCall' "
-                f"AND json_extract(entry, '$.outcome') IN ({','.join('?' * len(LOGGED_NEW_CALL))}) ORDER BY id",
-                [*call_ids, *LOGGED_NEW_CALL],
-            ):
-                found.setdefault(call_id, json.loads(params))
-        return found
-
-    def flush(self, timeout: float = 10) -> None:
-        """Wait until every request recorded so far, by this worker or another, is stored."""
-        if self._closed or not self._writer.is_alive():
-            return
-        done = threading.Event()
-        self._queue.put(done)
-        self._hurry.set()
-        done.wait(timeout)
-        self._board.wait_for_writers(timeout)
-
-    def close(self) -> None:
-        """Store what is queued, stop the writer (a graceful stop loses nothing), close the file."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(None)
-        self._hurry.set()
-        if threading.current_thread() is self._writer:
-            # The app was garbage-collected on the writer thread itself: it cannot wait for
-            # itself, so it closes the file once it has stored what is queued.
-            return
-        self._writer.join(timeout=30)
-        self._db.close()
+    def take_new(self) -> tuple[bool, list[dict[str, Any]], int]:
+        """For the write-behind: (cleared since last time, the entries since, judged, the lowest id kept)."""
+        with self._lock:
+            written, cleared, self._cleared = self._written, self._cleared, False
+            self._written = self._next_id - 1
+        new = self._judged(after=written)
+        oldest = new[0]["id"] if new else self._written + 1
+        with self._lock:
+            if self._entries:
+                oldest = json.loads(self._entries[0])["id"]
+        return cleared, new, oldest
 
     # Reading ----------------------------------------------------------------
 
     def entries(self, call_id: str | None = None, limit: int | None = None,
                 since: str | None = None, after: int | None = None) -> list[dict[str, Any]]:
         """Oldest first; filtered by ``call_id``, ``since`` (time) or ``after`` (id); the newest ``limit``."""
-        self.flush()
-        sql, args, where = "SELECT id, entry FROM requests", [], []
-        for clause, value in (("call_id = ?", call_id), ("time >= ?", since), ("id > ?", after)):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC"
+        chosen = self._judged(after=after)
+        if call_id is not None:
+            chosen = [e for e in chosen if e["call_id"] is not None and str(e["call_id"]) == call_id]
+        if since is not None:
+            chosen = [e for e in chosen if e["time"] >= since]
         if limit is not None:
-            sql += " LIMIT ?"
-            args.append(max(limit, 0))
-        with self._db.connection() as conn:
-            rows = conn.execute(sql, args).fetchall()
-        return [{**json.loads(text), "id": row_id} for row_id, text in reversed(rows)]
+            chosen = chosen[len(chosen) - max(limit, 0):] if limit > 0 else []
+        for e in chosen:
+            e["findings"] = [_without_id(f) for f in e["findings"]]
+        return chosen
 
     def findings(self, call_id: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
-        """Stored findings, oldest first, each with its request's id, time and call."""
-        self.flush()
-        sql, args, where = "SELECT id, request_id, time, call_id, entry FROM findings", [], []
-        for clause, value in (("call_id = ?", call_id), ("time >= ?", since)):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        with self._db.connection() as conn:
-            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
-        return [{"id": fid, "request_id": rid, "time": time, "call_id": cid, **json.loads(text)}
-                for fid, rid, time, cid, text in rows]
+        """Every finding, oldest first, each with its request's id, time and call."""
+        chosen = self._judged()
+        if call_id is not None:
+            chosen = [e for e in chosen if e["call_id"] is not None and str(e["call_id"]) == call_id]
+        if since is not None:
+            chosen = [e for e in chosen if e["time"] >= since]
+        return [{"id": f["id"], "request_id": e["id"], "time": e["time"],
+                 "call_id": None if e["call_id"] is None else str(e["call_id"]), **_without_id(f)}
+                for e in chosen for f in e["findings"]]
 
     def clear(self) -> None:
-        self.flush()
-        with self._db.transaction() as conn:
-            conn.execute("DELETE FROM requests")
-            conn.execute("DELETE FROM findings")
+        with self._lock:
+            self._entries.clear()
+            self._unjudged.clear()
+            self._new_calls.clear()
+            self._written = self._next_id - 1
+            self._cleared = True
 
     def __len__(self) -> int:
-        self.flush()
-        with self._db.connection() as conn:
-            return conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+        return len(self._entries) + len(self._unjudged)
 
+
+def _without_id(finding: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in finding.items() if k != "id"}

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ..db import JOURNAL_SCHEMA, Database, journal_file
+from ..db import JournalFile, JournalFileError
 from ..zammad.call_log import CallLog
 from ..zammad.calls import rails_time
 from .findings import CODES, ERROR, INFO, WARNING, summarize, unfinished_call_findings, with_sequence_findings
@@ -79,31 +79,28 @@ def build_report(journal_path: str | Path, *, since: datetime | None = None,
     path = _existing_journal(journal_path)
     now = now or datetime.now(timezone.utc)
     since_text = rails_time(since) if since is not None else None
+    call_log, journal = CallLog(max_entries=2**62), Journal(limit=2**62)
     try:
-        db = Database(path)
-        journal = Journal(Database(journal_file(path), JOURNAL_SCHEMA))  # its writer stays idle: only reads
-    except sqlite3.DatabaseError as exc:
-        raise ReportError(f"{path} could not be opened as a zammad-cti journal: {exc}") from None
-    try:
-        # Judged on the whole journal: a second hangup's first may be older than --since.
-        entries = [e for e in with_sequence_findings(journal.entries())
-                   if since_text is None or e["time"] >= since_text]
-        call_log = CallLog(db)
-        overdue = {str(e["call_id"]): e for e in call_log.unfinished(now - timedelta(seconds=stale_after))}
-        grouped: dict[str, list[dict[str, Any]]] = {}
-        loose: list[dict[str, Any]] = []
-        for entry in entries:
-            if entry.get("call_id") is None:
-                loose.append(entry)
-            else:
-                grouped.setdefault(str(entry["call_id"]), []).append(entry)
-        calls = [_call(call_id, events, call_log.get(call_id), overdue.get(call_id), stale_after)
-                 for call_id, events in grouped.items()]
-    except sqlite3.DatabaseError as exc:
-        raise ReportError(f"{path} could not be read as a zammad-cti journal: {exc}") from None
-    finally:
-        journal.close()
-        db.close()
+        file = JournalFile(path)
+        try:
+            file.load_into(call_log, journal)
+        finally:
+            file.close()
+    except JournalFileError as exc:
+        raise ReportError(str(exc)) from None
+    # Judged on the whole journal: a second hangup's first may be older than --since.
+    entries = [e for e in with_sequence_findings(journal.entries())
+               if since_text is None or e["time"] >= since_text]
+    overdue = {str(e["call_id"]): e for e in call_log.unfinished(now - timedelta(seconds=stale_after))}
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    loose: list[dict[str, Any]] = []
+    for entry in entries:
+        if entry.get("call_id") is None:
+            loose.append(entry)
+        else:
+            grouped.setdefault(str(entry["call_id"]), []).append(entry)
+    calls = [_call(call_id, events, call_log.get(call_id), overdue.get(call_id), stale_after)
+             for call_id, events in grouped.items()]
 
     without_call_id = _group(loose, _request_findings(loose))
     unfinished = [_unfinished(call) for call in calls if call["caller_log"] is not None

@@ -30,12 +30,6 @@ from .findings import sequence_findings, summarize, unfinished_call_findings, wi
 bp = Blueprint("admin", __name__, url_prefix="/__admin")
 
 
-@bp.before_request
-def _see_other_workers_changes() -> None:
-    """Another worker may have changed configuration or faults: show what is in force now."""
-    mock_state(current_app).refresh()
-
-
 @bp.get("/health")
 def health():
     state = mock_state(current_app)

@@ -11,6 +11,7 @@ import json
 import socket
 import time
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -102,7 +103,6 @@ def split_format(token: str) -> tuple[str, str | None]:
 
 def push_reply(state: MockState, request: Request, token: str) -> PushReply:
     """Parse, apply faults, answer as Zammad, and hand the journal its record."""
-    state.refresh()
     started = time.perf_counter()
     parsed = None
     fault = None
@@ -170,22 +170,32 @@ def _fault_answer(fault: dict[str, Any]) -> Answer:
 
 
 def drop_connection(environ: dict[str, Any]) -> Response:
-    """Close the client's connection without an answer, as an unreachable Zammad would."""
-    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    """Close the client's connection without an answer, as an unreachable Zammad would.
+
+    Werkzeug's server (MockServer) hands over the socket, which is shut down.
+    Granian (``serve``) does not: there the answer's head goes out and the
+    connection is cut before its body, so the client still gets no answer.
+    """
+    sock = environ.get("werkzeug.socket")
     if sock is not None:
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-    # The server's attempt to write this goes nowhere; the client has seen the connection close.
-    return Response(b"", status=500)
+        # The server's attempt to write this goes nowhere; the client has seen the connection close.
+        return Response(b"", status=500)
+    return Response(_cut_off(), status=500, headers={"Content-Length": "1"}, mimetype="application/json")
+
+
+def _cut_off() -> Iterator[bytes]:
+    raise ConnectionAbortedError("fault: connection dropped without an answer")
+    yield b""  # a generator: the server raises it while sending the body
 
 
 @bp.get("/api/v1/cti/log")
 def caller_log():
     """Zammad's caller log, for an agent who names their API token (``app/controllers/cti_controller.rb``)."""
     state = mock_state(current_app)
-    state.refresh()
     config = state.config
     try:
         agent = reader_of(config, request.headers.get("Authorization"), current_app.config.get("OPEN_CALLER_LOG"))

@@ -1,21 +1,22 @@
-"""The caller log as a store: Zammad's ``cti_logs`` table, kept in the mock's SQLite database.
+"""The caller log as a store: Zammad's ``cti_logs`` table, in memory.
 
-The life-cycle rules themselves are the pure functions of :mod:`.calls`; this
-module loads a call, applies one of them and saves it with a compare-and-swap
-(``UPDATE ... WHERE entry = <what was read>``), retried on a lost race, so
-concurrent events of one call (even in different worker processes) never lose
-or mix up an update, and SQLite's write lock is held for one statement only.
+One process owns it: a dict keyed by call ID (insertion-ordered, so the
+oldest call is the first key) and one lock. An event is looked up, checked
+and applied under the lock, so concurrent events of one call never lose or
+mix up an update. The life-cycle rules themselves are the pure functions of
+:mod:`.calls`. When the user asks for persistence, the write-behind thread
+(:mod:`..db`) takes the changed calls with :meth:`CallLog.take_changes`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from ..db import Database
 from .caller_id import Directory
 from .calls import (
     DEFAULT_MAX_ENTRIES,
@@ -32,26 +33,26 @@ from .calls import (
 from .errors import CtiError
 from .ruby import to_s
 
+
 _TIME_FIELDS = {"initialized_at", "start_at", "end_at", "created_at", "updated_at"}
 _FIELD_NAMES = [f.name for f in fields(CallLogEntry)]
 
 
-def _dump(entry: CallLogEntry) -> str:
-    # Not dataclasses.asdict: it deep-copies, and this runs on every event.
+def dump_entry(entry: CallLogEntry) -> str:
+    """The entry as stored in a journal file (every field, so that a restart puts it back whole)."""
     data = {name: getattr(entry, name) for name in _FIELD_NAMES}
     for name in _TIME_FIELDS:
         if data[name] is not None:
             data[name] = data[name].isoformat()
-    return json.dumps(data, separators=(",", ":"))
+    return json.dumps(data, separators=(",", ":"), default=str)
 
 
-def _load(row_id: int, text: str) -> CallLogEntry:
+def load_entry(text: str) -> CallLogEntry:
     data = json.loads(text)
     for name in _TIME_FIELDS:
         if data.get(name) is not None:
             data[name] = datetime.fromisoformat(data[name])
-    data["id"] = row_id
-    return CallLogEntry(**{name: data.get(name) for name in _FIELD_NAMES})
+    return CallLogEntry(**{name: data.get(name) for name in _FIELD_NAMES if name in data})
 
 
 def _key(call_id: Any) -> str | None:
@@ -61,14 +62,16 @@ def _key(call_id: Any) -> str | None:
 
 
 class CallLog:
-    """Thread- and process-safe caller log; keeps the newest ``max_entries`` calls (up to 10% more)."""
+    """Thread-safe caller log; keeps the newest ``max_entries`` calls."""
 
-    def __init__(self, db: Database, clock: Clock = utc_now, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        self._db = db
+    def __init__(self, clock: Clock = utc_now, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self._clock = clock
         self._max_entries = max_entries
-        # Prune now and then, not on every call: between max_entries and 10% more are kept.
-        self._prune_every = max(1, min(1_000, max_entries // 10))
+        self._calls: dict[str, CallLogEntry] = {}
+        self._lock = threading.Lock()
+        self._next_id = 1
+        self._changed: dict[str, CallLogEntry] | None = None  # None: nobody writes behind
+        self._cleared = False
 
     def process(self, params: Mapping[str, Any], directory: Directory, agent_found: bool = False) -> CallLogEntry | None:
         """Record one event; raises the :class:`CtiError` a real Zammad would answer with.
@@ -84,26 +87,18 @@ class CallLog:
         key = _key(facts.call_id)
         if event == "newCall":
             return self._create(key, params, facts)
-        while True:
-            with self._db.connection() as conn:
-                row = None if key is None else conn.execute(
-                    "SELECT id, entry FROM calls WHERE call_id = ?", (key,)).fetchone()
-            if row is None:
+        with self._lock:
+            entry = None if key is None else self._calls.get(key)
+            if entry is None:
                 raise CtiError("unknown-call",
                                f"{event} for callId {facts.call_id!r}, which no newCall created (Zammad: No such call_id)")
-            entry = _load(*row)
             now = self._clock()
             if event == "answer":
                 if not answer_call(entry, facts, now):
                     return None
             else:
                 hang_up_call(entry, facts, now)
-            # Compare and swap: the write lock is held for this one statement only, never while
-            # Python runs; if another event of the call came first, apply this one to its result.
-            cursor = self._db.write("UPDATE calls SET entry = ? WHERE id = ? AND entry = ?",
-                                    (_dump(entry), entry.id, row[1]))
-            if cursor.rowcount:
-                break
+            self._mark(entry.call_id, entry)
         if answer_fails_after_saving(params) and not agent_found:
             raise CtiError("internal-error", "inbound answer with user as an array (or another non-string): Zammad "
                                              "calls user.downcase to find the answering agent, a NoMethodError; "
@@ -111,50 +106,78 @@ class CallLog:
         return entry
 
     def _create(self, key: str | None, params: Mapping[str, Any], facts: CallFacts) -> CallLogEntry:
-        if key is not None:
-            with self._db.connection() as conn:
-                if conn.execute("SELECT 1 FROM calls WHERE call_id = ?", (key,)).fetchone():
-                    raise CtiError("duplicate-call", f"a call with callId {facts.call_id!r} already exists "
-                                                     "(Zammad: RuntimeError call_id ... already exists!)")
-        entry = new_call_entry(0, params, facts, self._clock())
-        # One statement, atomic on its own: the unique call_id decides between two newCalls
-        # racing for the same callId, and between IDs that are one once cut at 250 characters.
-        cursor = self._db.write("INSERT OR IGNORE INTO calls (call_id, entry) VALUES (?, ?)",
-                                (entry.call_id, _dump(entry)))
-        if cursor.rowcount == 0:
-            raise CtiError("duplicate-call-race", f"the caller log already holds call ID {entry.call_id!r} "
-                                                  "(the unique index on call_id: ActiveRecord::RecordNotUnique)")
-        entry.id = cursor.lastrowid
-        if entry.id % self._prune_every == 0:
-            # Bounded: a long load test must not grow the database without end.
-            self._db.write("DELETE FROM calls WHERE id <= ?", (entry.id - self._max_entries,))
-        return entry
+        with self._lock:
+            if key is not None and key in self._calls:
+                raise CtiError("duplicate-call", f"a call with callId {facts.call_id!r} already exists "
+                                                 "(Zammad: RuntimeError call_id ... already exists!)")
+            entry = new_call_entry(self._next_id, params, facts, self._clock())
+            if entry.call_id in self._calls:
+                # find_by(call_id: the whole ID) found nothing, the insert of the cut one meets the unique index.
+                raise CtiError("duplicate-call-race", f"the caller log already holds call ID {entry.call_id!r} "
+                                                      "(the unique index on call_id: ActiveRecord::RecordNotUnique)")
+            self._next_id += 1
+            self._calls[entry.call_id] = entry
+            self._mark(entry.call_id, entry)
+            if len(self._calls) > self._max_entries:  # bounded: a long load test must not grow without end
+                del self._calls[next(iter(self._calls))]
+            return entry
+
+    def _mark(self, key: str, entry: CallLogEntry) -> None:
+        if self._changed is not None:
+            self._changed[key] = entry
+
+    # Write-behind and resuming -------------------------------------------
+
+    def track_changes(self) -> None:
+        """Start remembering changed calls for :meth:`take_changes` (persistence was asked for)."""
+        with self._lock:
+            if self._changed is None:
+                self._changed = {}
+
+    def take_changes(self) -> tuple[bool, list[tuple[int, str, str]], int]:
+        """(cleared since last time, the calls changed since as (id, call ID, stored text), the lowest id kept)."""
+        with self._lock:
+            changed, self._changed = (self._changed or {}), {}
+            cleared, self._cleared = self._cleared, False
+            rows = [(entry.id, key, dump_entry(entry)) for key, entry in changed.items()]
+            oldest = next(iter(self._calls.values())).id if self._calls else self._next_id
+        return cleared, rows, oldest
+
+    def load(self, entries: Iterable[CallLogEntry]) -> None:
+        """Put back calls from an earlier run (oldest first), as they were."""
+        with self._lock:
+            for entry in entries:
+                self._calls[_key(entry.call_id)] = entry
+                self._next_id = max(self._next_id, entry.id + 1)
+            while len(self._calls) > self._max_entries:
+                del self._calls[next(iter(self._calls))]
+
+    # Reading ----------------------------------------------------------------
 
     def newest(self, limit: int) -> list[dict[str, Any]]:
         """Entries newest first, as Zammad orders the caller log."""
-        with self._db.connection() as conn:
-            rows = conn.execute("SELECT id, entry FROM calls ORDER BY id DESC LIMIT ?", (max(limit, 0),)).fetchall()
-        return [_load(*row).to_json() for row in rows]
+        with self._lock:
+            entries = list(reversed(self._calls.values()))[:max(limit, 0)]
+            return [entry.to_json() for entry in entries]
 
     def get(self, call_id: Any) -> dict[str, Any] | None:
-        with self._db.connection() as conn:
-            row = conn.execute("SELECT id, entry FROM calls WHERE call_id = ?", (_key(call_id) or "",)).fetchone()
-        return _load(*row).to_json() if row else None
+        with self._lock:
+            key = _key(call_id)
+            entry = None if key is None else self._calls.get(key)
+            return entry.to_json() if entry else None
 
     def unfinished(self, started_before: datetime) -> list[dict[str, Any]]:
         """Calls not hung up that started before ``started_before`` (ringing or talking "forever")."""
-        with self._db.connection() as conn:
-            rows = conn.execute(
-                "SELECT id, entry FROM calls WHERE json_extract(entry, '$.state') != 'hangup' "
-                "AND json_extract(entry, '$.initialized_at') < ? ORDER BY id",
-                (started_before.isoformat(),),
-            ).fetchall()
-        return [_load(*row).to_json() for row in rows]
+        with self._lock:
+            return [entry.to_json() for entry in self._calls.values()
+                    if entry.state != "hangup" and entry.initialized_at < started_before]
 
     def clear(self) -> None:
-        with self._db.transaction() as conn:
-            conn.execute("DELETE FROM calls")
+        with self._lock:
+            self._calls.clear()
+            if self._changed is not None:
+                self._changed.clear()
+                self._cleared = True
 
     def __len__(self) -> int:
-        with self._db.connection() as conn:
-            return conn.execute("SELECT count(*) FROM calls").fetchone()[0]
+        return len(self._calls)

@@ -50,8 +50,8 @@ from mock_server.resources import data_path
 from mock_server.zammad.calls import EVENTS
 from mock_server.zammad.routing import REJECT_ANSWER
 
-from .requests_builder import ENCODINGS, curl_command, request_kwargs
-from .target import Target
+from contract_tests.requests_builder import ENCODINGS, curl_command, request_kwargs
+from contract_tests.target import Target
 
 SIM_CALL_ID_PREFIX = "zcti-sim-"
 DEFAULT_SCENARIO = "fixtures/simulator/default-mix.json"
