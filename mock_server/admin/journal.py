@@ -28,6 +28,7 @@ from .findings import LOGGED_NEW_CALL, Finding, request_findings
 DEFAULT_JOURNAL_LIMIT = 100_000
 MASK = "***"
 _JSON = json.JSONEncoder(default=str, separators=(",", ":"))
+JUDGE_EVERY_SECONDS = 0.1
 
 
 def mask_path(path: str) -> str:
@@ -81,21 +82,34 @@ def _findings_of(entry: dict[str, Any], new_call_params: dict[str, Any] | None) 
 class Journal:
     """The newest ``limit`` requests, oldest first, numbered in the order they were answered.
 
-    Entries are kept as compact JSON text: a tenth of the memory of the dicts,
-    and nothing for the cyclic garbage collector to walk (100,000 dicts in the
-    old generation made its pauses the mock's p99).
+    Judged entries are kept as compact JSON text: a tenth of the memory of the
+    dicts, and nothing for the cyclic garbage collector to walk (100,000 dicts
+    in the old generation made its pauses the mock's p99). A thread of the
+    journal's own judges new entries every tenth of a second, beside the
+    requests, never inside one; a reader judges what is left first.
     """
 
     def __init__(self, limit: int = DEFAULT_JOURNAL_LIMIT) -> None:
         self._limit = limit
         self._entries: deque[str] = deque()  # judged, oldest first
-        self._unjudged: deque[str] = deque()  # newer than every judged one, oldest first
+        self._unjudged: deque[dict[str, Any]] = deque()  # newer than every judged one, oldest first
         self._lock = threading.Lock()
         self._next_id = 1
         self._next_finding_id = 1
         self._new_calls: dict[str, dict[str, Any]] = {}  # call ID -> newCall params, for answers and hangups
         self._written = 0  # the highest id handed to the write-behind
         self._cleared = False
+        self._closed = threading.Event()
+        threading.Thread(target=self._judge_forever, name="zammad-cti-journal", daemon=True).start()
+
+    def _judge_forever(self) -> None:
+        while not self._closed.wait(JUDGE_EVERY_SECONDS):
+            if self._unjudged:
+                with self._lock:
+                    self._judge()
+
+    def close(self) -> None:
+        self._closed.set()
 
     # Writing ----------------------------------------------------------------
 
@@ -104,12 +118,12 @@ class Journal:
         with self._lock:
             record["id"] = self._next_id
             self._next_id += 1
-            self._unjudged.append(_JSON.encode(record))
+            self._unjudged.append(record)
             if len(self._entries) + len(self._unjudged) > self._limit:
                 if self._entries:
                     self._entries.popleft()
                 else:  # nobody read it: it goes unjudged, its newCall is noted
-                    self._note_new_call(json.loads(self._unjudged.popleft()))
+                    self._note_new_call(self._unjudged.popleft())
 
     def load(self, entries: Iterable[dict[str, Any]]) -> None:
         """Put back entries from an earlier run (judged, oldest first); new ones are numbered after them."""
@@ -134,7 +148,7 @@ class Journal:
     def _judge(self) -> None:
         """Work out the findings of the entries not judged yet, oldest first (under the lock)."""
         while self._unjudged:
-            entry = json.loads(self._unjudged.popleft())
+            entry = self._unjudged.popleft()
             call_id = None if entry["call_id"] is None else str(entry["call_id"])
             new_call_params = None
             if call_id is not None and entry["event"] in ("answer", "hangup"):
