@@ -100,7 +100,8 @@ class Journal:
         self._written = 0  # the highest id handed to the write-behind
         self._cleared = False
         self._closed = threading.Event()
-        threading.Thread(target=self._judge_forever, name="zammad-cti-journal", daemon=True).start()
+        self._judge_thread = threading.Thread(target=self._judge_forever, name="zammad-cti-journal", daemon=True)
+        self._judge_thread.start()
 
     def _judge_forever(self) -> None:
         while not self._closed.wait(JUDGE_EVERY_SECONDS):
@@ -109,7 +110,10 @@ class Journal:
                     self._judge()
 
     def close(self) -> None:
+        """Stop the judging thread (what it left is judged by the next read)."""
         self._closed.set()
+        if threading.current_thread() is not self._judge_thread:
+            self._judge_thread.join(timeout=5)
 
     # Writing ----------------------------------------------------------------
 
