@@ -29,6 +29,7 @@ DEFAULT_JOURNAL_LIMIT = 100_000
 MASK = "***"
 _JSON = json.JSONEncoder(default=str, separators=(",", ":"))
 JUDGE_EVERY_SECONDS = 0.1
+NEW_CALLS_KEPT = 10_000  # newCall params at hand for judging answers and hangups: the caller log's default size
 
 
 def mask_path(path: str) -> str:
@@ -146,7 +147,7 @@ class Journal:
         call_id = entry["call_id"]
         if entry["event"] == "newCall" and call_id is not None and entry["outcome"] in LOGGED_NEW_CALL:
             self._new_calls[str(call_id)] = entry["params"]
-            if len(self._new_calls) > self._limit:
+            if len(self._new_calls) > NEW_CALLS_KEPT:
                 del self._new_calls[next(iter(self._new_calls))]
 
     def _judge(self) -> None:
