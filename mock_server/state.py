@@ -93,7 +93,9 @@ class MockState:
     def close(self) -> tuple[int, int] | None:
         """Write what is left behind and close the file; (calls, requests) it holds, or None."""
         persistence, self.persistence = self.persistence, None
-        return persistence.close() if persistence is not None else None
+        written = persistence.close() if persistence is not None else None
+        self.journal.close()
+        return written
 
 
 def mock_state(app: Flask) -> MockState:

@@ -5,8 +5,8 @@ real HTTP client, the selectors (``event``, ``probability``, ``times``)
 narrow it, the admin API lists, adds and removes faults and refuses broken
 ones with a message, and every faulted request shows in the journal with its
 fault and a ``fault-injected`` finding. ``serve --fault`` parses the same
-faults from the command line (and refuses bad ones before starting), and
-with ``--workers 2`` a fault added through one worker applies in both.
+faults from the command line (and refuses bad ones before starting), and a
+request held by a hang fault does not hold up a normal push.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import requests
+from agent import AGENT_AUTH
 
 from mock_server import MockServer
 from mock_server.admin.journal import Journal, push_record
@@ -82,7 +83,7 @@ def test_a_persisted_mock_resumes_its_calls_and_a_reset_empties_the_file(tmp_pat
         for params in _life_cycle(1):
             assert requests.post(mock.endpoint_url, data=params, timeout=5).status_code == 200
     with MockServer(config) as mock:
-        log = requests.get(f"{mock.url}/api/v1/cti/log", timeout=5).json()["list"]
+        log = requests.get(f"{mock.url}/api/v1/cti/log", headers=AGENT_AUTH, timeout=5).json()["list"]
         assert [(e["call_id"], e["state"]) for e in log] == [("order-1", "hangup")]
         again = requests.post(mock.endpoint_url, data=_life_cycle(1)[0], timeout=5)
         assert again.status_code == 500  # the call is still there: a duplicate newCall, as in Zammad

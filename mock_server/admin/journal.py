@@ -29,6 +29,7 @@ DEFAULT_JOURNAL_LIMIT = 100_000
 MASK = "***"
 _JSON = json.JSONEncoder(default=str, separators=(",", ":"))
 JUDGE_EVERY_SECONDS = 0.1
+NEW_CALLS_KEPT = 10_000  # newCall params at hand for judging answers and hangups: the caller log's default size
 
 
 def mask_path(path: str) -> str:
@@ -107,7 +108,8 @@ class Journal:
         self._written = 0  # the highest id handed to the write-behind
         self._cleared = False
         self._closed = threading.Event()
-        threading.Thread(target=self._judge_forever, name="zammad-cti-journal", daemon=True).start()
+        self._judge_thread = threading.Thread(target=self._judge_forever, name="zammad-cti-journal", daemon=True)
+        self._judge_thread.start()
 
     def _judge_forever(self) -> None:
         while not self._closed.wait(JUDGE_EVERY_SECONDS):
@@ -116,7 +118,10 @@ class Journal:
                     self._judge()
 
     def close(self) -> None:
+        """Stop the judging thread (what it left is judged by the next read)."""
         self._closed.set()
+        if threading.current_thread() is not self._judge_thread:
+            self._judge_thread.join(timeout=5)
 
     # Writing ----------------------------------------------------------------
 
@@ -149,7 +154,7 @@ class Journal:
         call_id = entry["call_id"]
         if entry["event"] == "newCall" and call_id is not None and entry["outcome"] in LOGGED_NEW_CALL:
             self._new_calls[str(call_id)] = entry["params"]
-            if len(self._new_calls) > self._limit:
+            if len(self._new_calls) > NEW_CALLS_KEPT:
                 del self._new_calls[next(iter(self._new_calls))]
 
     def _judge(self) -> None:
