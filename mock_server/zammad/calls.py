@@ -100,13 +100,14 @@ class CallLogEntry:
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
-    def set_pretty(self) -> None:
-        """Zammad's ``before_create``/``before_update`` hook: the numbers as the caller log shows them."""
-        self.preferences["from_pretty"] = pretty_number(self.from_)
-        self.preferences["to_pretty"] = pretty_number(self.to)
-
     def to_json(self) -> dict[str, Any]:
-        """The entry as ``GET /api/v1/cti/log`` lists it."""
+        """The entry as ``GET /api/v1/cti/log`` lists it.
+
+        ``from_pretty``/``to_pretty`` are what Zammad's ``set_pretty`` hook stores on every save,
+        from the entry's ``from`` and ``to``: derived here, when the log is read, so that parsing
+        numbers costs nothing on a push (the answer to the PBX never shows them).
+        """
+        from_pretty, to_pretty = pretty_number(self.from_), pretty_number(self.to)
         return {
             "id": self.id,
             "call_id": self.call_id,
@@ -124,11 +125,11 @@ class CallLogEntry:
             "end_at": rails_time(self.end_at),
             "duration_waiting_time": self.duration_waiting_time,
             "duration_talking_time": self.duration_talking_time,
-            "preferences": self.preferences,
+            "preferences": {**self.preferences, "from_pretty": from_pretty, "to_pretty": to_pretty},
             "created_at": rails_time(self.created_at),
             "updated_at": rails_time(self.updated_at),
-            "from_pretty": self.preferences.get("from_pretty"),
-            "to_pretty": self.preferences.get("to_pretty"),
+            "from_pretty": from_pretty,
+            "to_pretty": to_pretty,
         }
 
     @property
@@ -215,7 +216,6 @@ def new_call_entry(entry_id: int, params: Mapping[str, Any], facts: CallFacts, n
             raise CtiError("missing-column", f"newCall without {name!r}: the caller log's {name} column is NOT NULL "
                                              "(PostgreSQL: null value in column violates not-null constraint)",
                            column=name)
-    entry.set_pretty()
     return entry
 
 
@@ -231,7 +231,6 @@ def answer_call(entry: CallLogEntry, facts: CallFacts, now: datetime) -> bool:
     entry.done = True
     entry.comment = column(facts.cause, "comment")
     entry.updated_at = now
-    entry.set_pretty()
     return True
 
 
@@ -252,7 +251,6 @@ def hang_up_call(entry: CallLogEntry, facts: CallFacts, now: datetime) -> None:
         entry.duration_waiting_time = whole_seconds_between(entry.initialized_at, now)
     entry.comment = column(facts.cause, "comment")
     entry.updated_at = now
-    entry.set_pretty()
 
 
 def answer_fails_after_saving(params: Mapping[str, Any]) -> bool:
