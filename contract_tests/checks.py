@@ -43,10 +43,10 @@ from typing import Any
 
 from mock_server.zammad.calls import EVENTS, MAX_CALL_ID_LENGTH, call_id_of
 from mock_server.zammad.endpoint import new_call_action
-from mock_server.zammad.errors import CtiError
 from mock_server.zammad.profiles import Profile, load_profile
 from mock_server.zammad.routing import REJECT_ANSWER, blocked_entry, dial_answer, outbound_route
 
+from . import needs
 from .failures import ContractFailure, _show
 
 __all__ = [
@@ -80,7 +80,7 @@ CURRENT = load_profile()
 DIRECTIONS = ("in", "out")
 MAX_NUMBER_LENGTH = 100  # Zammad's cti_logs.from and .to columns
 
-_ERROR_ID = re.compile(r"Error ID [A-Za-z0-9_-]{8}: Please contact your administrator\.")
+_ERROR_ID = re.compile(needs.ERROR_ID_PATTERN.strip("^$"))
 
 
 
@@ -99,15 +99,14 @@ def zammad_error_texts(zammad: Profile) -> dict[int, tuple[str, ...]]:
     return {status: tuple(found) for status, found in texts.items()}
 
 
-def expected_error(code: str, zammad: Profile = CURRENT, **fields: Any) -> dict[str, Any]:
+def expected_error(code: str, zammad: Profile = CURRENT) -> dict[str, Any]:
     """Zammad's answer for the case ``code`` (``invalid-direction``, ``duplicate-call``...), as a version gives it.
 
-    The body of an Error ID case shows the pattern, ``Error ID xxxxxxxx: ...``.
+    :func:`contract_tests.needs.expected_error` resolves it; an Error ID case shows the pattern as
+    ``Error ID xxxxxxxx: ...``.
     """
-    spec = zammad.answers[code]
-    if spec.get("error_id"):
-        return {"status": spec["status"], "body": {"error": "Error ID xxxxxxxx: Please contact your administrator."}}
-    return {"status": spec["status"], "body": zammad.reply(CtiError(code, "", **fields)).body}
+    status, body, _matches = needs.expected_error(code, zammad)
+    return {"status": status, "body": body or {"error": "Error ID xxxxxxxx: Please contact your administrator."}}
 
 
 # --- answers ---------------------------------------------------------------------------------

@@ -207,5 +207,4 @@ def caller_log():
         response = Response(data, status=reply.status, content_type=content_type)
         response.headers["X-Failure"] = reply.body.get("error_human") or reply.body.get("error", "")
         return response
-    # Filtering can drop most entries: read all that are kept, newest first (a rare, admin-side read).
-    return jsonify(caller_log_answer(config, state.calls.newest(len(state.calls)), state.directory, agent))
+    return jsonify(caller_log_answer(config, state.calls, state.directory, agent))

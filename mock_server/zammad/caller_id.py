@@ -84,9 +84,6 @@ class Identification:
         """``{"from": [...]}`` or ``{"to": [...]}``; empty when nobody was found."""
         return {side: [record.to_json() for record in self.records]} if self.records else {}
 
-    @property
-    def user_ids(self) -> list[int]:
-        return [record.user_id for record in self.records]
 
 
 NOBODY = Identification(None, ())
@@ -140,5 +137,3 @@ class Directory:
     def comment_for(self, number: Any) -> str | None:
         return self.identify(number).comment
 
-    def names_for(self, number: Any) -> list[str]:
-        return [record.name for record in self.identify(number).records]

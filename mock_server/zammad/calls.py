@@ -132,12 +132,6 @@ class CallLogEntry:
             "to_pretty": to_pretty,
         }
 
-    @property
-    def user_ids(self) -> list[int]:
-        """The users caller identification found, whose records the caller log's ``assets`` hold."""
-        return [record["user_id"] for side in ("from", "to") for record in self.preferences.get(side) or ()
-                if isinstance(record, dict) and record.get("user_id") is not None]
-
 
 @dataclass(frozen=True)
 class CallFacts:

@@ -86,26 +86,6 @@ class MockConfig:
         """Whether ``given`` is the token; digests compared in constant time."""
         return isinstance(given, str) and hmac.compare_digest(token_digest(given), self.token_sha256)
 
-    def to_shared(self) -> dict[str, Any]:
-        """What other worker processes get: everything but the clear token."""
-        return {
-            "token_sha256": self.token_sha256,
-            "integration": self.integration,
-            "cti_config": self.cti_config,
-            "contacts": [dict(c) for c in self.contacts],
-            "zammad": self.zammad,
-            "agents": [dict(a) for a in self.agents],
-        }
-
-    @classmethod
-    def from_shared(cls, data: Mapping[str, Any], token: str | None = None) -> MockConfig:
-        """The inverse of :meth:`to_shared`; ``token`` is kept when its digest still matches."""
-        if token is not None and token_digest(token) != data["token_sha256"]:
-            token = None
-        return cls(token=token, cti_config=data["cti_config"], integration=data["integration"],
-                   contacts=tuple(data["contacts"]), token_sha256=data["token_sha256"],
-                   zammad=data.get("zammad", ""), agents=tuple(data.get("agents", ())))
-
     @property
     def view_limit(self) -> int:
         """Zammad: ``cti_config['view_limit'] || 60``."""

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .call_log import CallLog
 from .caller_id import Directory, extract_numbers
 from .config import MockConfig
 from .errors import CtiError
@@ -96,7 +97,9 @@ def backends(config: MockConfig) -> list[dict[str, Any]]:
     ]
 
 
-def caller_log_answer(config: MockConfig, entries: Iterable[dict[str, Any]], directory: Directory,
+def caller_log_answer(config: MockConfig, calls: CallLog, directory: Directory,
                       agent: Mapping[str, Any]) -> dict[str, Any]:
-    shown = visible_entries(config, entries, agent)
+    # A notify_map can filter out most entries: then every kept one is read, else only the newest view_limit.
+    filtered = not blank((config.cti_config or {}).get("notify_map"))
+    shown = visible_entries(config, calls.newest(len(calls) if filtered else config.view_limit), agent)
     return {"list": shown, "assets": assets_of(shown, directory), "backends": backends(config)}
