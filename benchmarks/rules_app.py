@@ -9,17 +9,17 @@ findings.
 
 import json
 
-from werkzeug.wrappers import Request
-
 from mock_server.app import resolve_config
-from mock_server.http.request_params import parse_request
+from mock_server.zammad.params import rails_params
 from mock_server.zammad.endpoint import check_access, new_call_action
 
 CONFIG = resolve_config(None)  # the documented Munich/Berlin configuration, as serve loads it
 
 
 def app(environ, start_response):
-    params = parse_request(Request(environ)).params
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    params = rails_params(environ.get("QUERY_STRING", "").encode("latin-1"), environ.get("CONTENT_TYPE"),
+                          environ["wsgi.input"].read(length)).values
     check_access(CONFIG, environ["PATH_INFO"].rstrip("/").rsplit("/", 1)[-1])
     action = new_call_action(CONFIG.cti_config, params)
     body = json.dumps(action.body if action else {}).encode()

@@ -36,9 +36,9 @@ from .admin.journal import DEFAULT_JOURNAL_LIMIT, Journal
 from .admin.views import bp as admin_bp
 from .db import JournalFile, WriteBehind
 from .http.cti import bp as cti_bp
-from .http.cti import PushReply, http_error_message
 from .http.negotiation import wants_json
-from .http.fast_path import PushFastPath
+from .http.push import PushReply, too_large_message
+from .http.wsgi import PushMiddleware
 from .state import EXTENSION_KEY, MockState, mock_state
 from .zammad.call_log import CallLog
 from .zammad.calls import DEFAULT_MAX_ENTRIES
@@ -106,7 +106,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(inspector_bp)
     app.register_error_handler(HTTPException, _json_http_error)
     app.register_error_handler(Exception, _json_internal_error)
-    app.wsgi_app = PushFastPath(app.wsgi_app, state, app.config["MAX_CONTENT_LENGTH"], app.logger)
+    app.wsgi_app = PushMiddleware(app.wsgi_app, state, app.config["MAX_CONTENT_LENGTH"], app.logger)
     return app
 
 
@@ -126,7 +126,8 @@ def _json_http_error(exc: HTTPException):
     if exc.code == 404:
         body = {"error": f"No route matches [{request.method}] {_masked(request.path)}"}
     else:
-        body = {"error": http_error_message(exc, request.max_content_length)}
+        message = too_large_message(request.max_content_length) if exc.code == 413 else exc.description or exc.name
+        body = {"error": message}
     response = jsonify(body)
     response.status_code = exc.code or 500
     if exc.code == 405:

@@ -27,7 +27,7 @@ from werkzeug.wsgi import get_input_stream
 from zammad_answers import REJECT
 
 from mock_server import create_app
-from mock_server.http.request_params import MalformedBody, parse_request
+from mock_server.zammad.params import MalformedBody, rails_params
 from mock_server.resources import documented_config_path
 from mock_server.server import BackgroundServer
 from mock_server.state import mock_state
@@ -120,10 +120,8 @@ class BreakingMiddleware:
 
 
 def _params(environ: dict[str, Any], data: bytes) -> dict[str, Any]:
-    copied = dict(environ)
-    copied["wsgi.input"] = io.BytesIO(data)
     try:
-        return parse_request(Request(copied)).params
+        return rails_params(environ.get("QUERY_STRING", "").encode("latin-1"), environ.get("CONTENT_TYPE"), data).values
     except MalformedBody:
         return {}
 

@@ -27,6 +27,8 @@ from typing import Any
 import jsonschema
 
 from ..zammad.calls import EVENTS
+from ..zammad.endpoint import Answer
+from ..zammad.errors import error_id_message
 
 KINDS = ("latency", "status", "drop", "hang")
 MAX_HANG_SECONDS = 600
@@ -152,3 +154,26 @@ def latency_seconds(fault: Mapping[str, Any], rng: random.Random | None = None) 
         low, high = sorted(value)
         value = (rng or random).uniform(low, high)
     return float(value) / 1000
+
+
+def fault_answer(fault: Mapping[str, Any] | None) -> Answer | None:
+    """The answer a fault puts in place of Zammad's; None when Zammad's rules still answer (latency, no fault)."""
+    if fault is None or fault["kind"] == "latency":
+        return None
+    reason = f"fault {fault['id']} ({fault['kind']}) injected"
+    if fault["kind"] == "status":
+        body = fault.get("body") or {"error": error_id_message()}
+        return Answer(fault["status"], body, reason, outcome="fault")
+    return Answer(0, {}, reason + ": no answer sent", outcome="fault")
+
+
+def fault_delay(fault: Mapping[str, Any] | None) -> tuple[float, bool]:
+    """(seconds to wait before answering, whether then to close the connection without an answer)."""
+    if fault is None:
+        return 0.0, False
+    kind = fault["kind"]
+    if kind == "latency":
+        return latency_seconds(fault), False
+    if kind == "hang":
+        return min(float(fault.get("seconds", 60)), MAX_HANG_SECONDS), True
+    return 0.0, kind == "drop"

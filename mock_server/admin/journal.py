@@ -4,12 +4,13 @@ It answers "what did my PBX send, and what did the mock make of it". The
 token never enters it: the path is stored masked and only whether the token
 was right is kept.
 
-One process owns it, in memory: a request appends its record under a lock,
-which numbers it, so the journal's order is the order the requests were
-answered in. The findings are worked out when they are first read (or
-written behind), in that order, so that an answer is judged against its
-call's newCall; the push never waits for them. When persistence is asked
-for, the write-behind thread (:mod:`..db`) takes new entries with
+One process owns it, in memory: a push records its entry as soon as its
+answer is decided (before a latency fault's wait), under a lock that
+numbers it, so the journal's order is the order the requests arrived in.
+The findings of an entry are worked out then, against its call's newCall;
+those that need a call's later requests (a second hangup, a reused callId)
+are judged when the journal is read (:mod:`.findings`). When persistence is
+asked for, the write-behind thread (:mod:`..db`) takes new entries with
 :meth:`Journal.take_new`.
 """
 
@@ -28,7 +29,6 @@ from .findings import ACCEPT_UNKNOWN, LOGGED_NEW_CALL, Finding, request_findings
 DEFAULT_JOURNAL_LIMIT = 100_000
 MASK = "***"
 _JSON = json.JSONEncoder(default=str, separators=(",", ":"))
-JUDGE_EVERY_SECONDS = 0.1
 NEW_CALLS_KEPT = 10_000  # newCall params at hand for judging answers and hangups: the caller log's default size
 
 
@@ -88,54 +88,35 @@ def _findings_of(entry: dict[str, Any], new_call_params: dict[str, Any] | None) 
 
 
 class Journal:
-    """The newest ``limit`` requests, oldest first, numbered in the order they were answered.
+    """The newest ``limit`` requests, oldest first, numbered in the order they arrived.
 
-    Judged entries are kept as compact JSON text: a tenth of the memory of the
-    dicts, and nothing for the cyclic garbage collector to walk (100,000 dicts
-    in the old generation made its pauses the mock's p99). A thread of the
-    journal's own judges new entries every tenth of a second, beside the
-    requests, never inside one; a reader judges what is left first.
+    An entry is judged (its findings worked out) as it is recorded, against
+    its call's newCall, and kept as compact JSON text: a tenth of the memory
+    of the dicts, and nothing for the cyclic garbage collector to walk (a
+    full collection over 100,000 entry dicts was the mock's p99). The
+    newCall parameters kept at hand for judging are JSON text too.
     """
 
     def __init__(self, limit: int = DEFAULT_JOURNAL_LIMIT) -> None:
         self._limit = limit
-        self._entries: deque[str] = deque()  # judged, oldest first
-        self._unjudged: deque[dict[str, Any]] = deque()  # newer than every judged one, oldest first
+        self._entries: deque[str] = deque()  # oldest first
         self._lock = threading.Lock()
         self._next_id = 1
         self._next_finding_id = 1
-        self._new_calls: dict[str, dict[str, Any]] = {}  # call ID -> newCall params, for answers and hangups
+        self._new_calls: dict[str, str] = {}  # call ID -> its newCall's params as JSON, for answers and hangups
         self._written = 0  # the highest id handed to the write-behind
         self._cleared = False
-        self._closed = threading.Event()
-        self._judge_thread = threading.Thread(target=self._judge_forever, name="zammad-cti-journal", daemon=True)
-        self._judge_thread.start()
-
-    def _judge_forever(self) -> None:
-        while not self._closed.wait(JUDGE_EVERY_SECONDS):
-            if self._unjudged:
-                with self._lock:
-                    self._judge()
-
-    def close(self) -> None:
-        """Stop the judging thread (what it left is judged by the next read)."""
-        self._closed.set()
-        if threading.current_thread() is not self._judge_thread:
-            self._judge_thread.join(timeout=5)
 
     # Writing ----------------------------------------------------------------
 
     def record(self, record: dict[str, Any]) -> None:
-        """Append one :func:`push_record`; numbers it. Returns at once."""
+        """Number, judge and append one :func:`push_record`."""
         with self._lock:
             record["id"] = self._next_id
             self._next_id += 1
-            self._unjudged.append(record)
-            if len(self._entries) + len(self._unjudged) > self._limit:
-                if self._entries:
-                    self._entries.popleft()
-                else:  # nobody read it: it goes unjudged, its newCall is noted
-                    self._note_new_call(self._unjudged.popleft())
+            self._judge(record)
+            if len(self._entries) > self._limit:
+                self._entries.popleft()
 
     def load(self, entries: Iterable[dict[str, Any]]) -> None:
         """Put back entries from an earlier run (judged, oldest first); new ones are numbered after them."""
@@ -153,30 +134,27 @@ class Journal:
     def _note_new_call(self, entry: dict[str, Any]) -> None:
         call_id = entry["call_id"]
         if entry["event"] == "newCall" and call_id is not None and entry["outcome"] in LOGGED_NEW_CALL:
-            self._new_calls[str(call_id)] = entry["params"]
+            self._new_calls[str(call_id)] = _JSON.encode(entry["params"])
             if len(self._new_calls) > NEW_CALLS_KEPT:
                 del self._new_calls[next(iter(self._new_calls))]
 
-    def _judge(self) -> None:
-        """Work out the findings of the entries not judged yet, oldest first (under the lock)."""
-        while self._unjudged:
-            entry = self._unjudged.popleft()
-            call_id = None if entry["call_id"] is None else str(entry["call_id"])
-            new_call_params = None
-            if call_id is not None and entry["event"] in ("answer", "hangup"):
-                new_call_params = self._new_calls.get(call_id)
-            findings = []
-            for finding in _findings_of(entry, new_call_params):
-                findings.append({"id": self._next_finding_id, **finding.to_json()})
-                self._next_finding_id += 1
-            entry["findings"] = findings
-            self._note_new_call(entry)
-            self._entries.append(_JSON.encode(entry))
+    def _judge(self, entry: dict[str, Any]) -> None:
+        """Work out the findings of a new entry and append it (under the lock)."""
+        new_call_params = None
+        if entry["call_id"] is not None and entry["event"] in ("answer", "hangup"):
+            kept = self._new_calls.get(str(entry["call_id"]))
+            new_call_params = None if kept is None else json.loads(kept)
+        findings = []
+        for finding in _findings_of(entry, new_call_params):
+            findings.append({"id": self._next_finding_id, **finding.to_json()})
+            self._next_finding_id += 1
+        entry["findings"] = findings
+        self._note_new_call(entry)
+        self._entries.append(_JSON.encode(entry))
 
     def _judged(self, after: int | None = None) -> list[dict[str, Any]]:
-        """Every entry (or those after the id ``after``), judged, as dicts."""
+        """Every entry (or those after the id ``after``) as dicts."""
         with self._lock:
-            self._judge()
             entries = self._entries
             if after is not None and entries:
                 first = json.loads(entries[0])["id"]
@@ -228,13 +206,12 @@ class Journal:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self._unjudged.clear()
             self._new_calls.clear()
             self._written = self._next_id - 1
             self._cleared = True
 
     def __len__(self) -> int:
-        return len(self._entries) + len(self._unjudged)
+        return len(self._entries)
 
 
 def _without_id(finding: dict[str, Any]) -> dict[str, Any]:

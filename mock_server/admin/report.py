@@ -80,7 +80,6 @@ def build_report(journal_path: str | Path, *, since: datetime | None = None,
     now = now or datetime.now(timezone.utc)
     since_text = rails_time(since) if since is not None else None
     call_log, journal = CallLog(max_entries=2**62), Journal(limit=2**62)
-    journal.close()  # read only: its judging thread is not needed
     try:
         file = JournalFile(path)
         try:

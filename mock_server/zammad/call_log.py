@@ -3,7 +3,11 @@
 One process owns it: a dict keyed by call ID (insertion-ordered, so the
 oldest call is the first key) and one lock. An event is looked up, checked
 and applied under the lock, so concurrent events of one call never lose or
-mix up an update. The life-cycle rules themselves are the pure functions of
+mix up an update. Each call is kept as a row, a tuple of plain values as a
+table holds it (its ``preferences`` as JSON text): CPython's cyclic garbage
+collector does not track such tuples, so its full collections never walk
+the caller log (10,000 entry objects made them pauses of 16 ms, the mock's
+p99). The life-cycle rules themselves are the pure functions of
 :mod:`.calls`. When the user asks for persistence, the write-behind thread
 (:mod:`..db`) takes the changed calls with :meth:`CallLog.take_changes`.
 """
@@ -14,6 +18,7 @@ import json
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
+from operator import attrgetter
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +41,24 @@ from .ruby import to_s
 
 _TIME_FIELDS = {"initialized_at", "start_at", "end_at", "created_at", "updated_at"}
 _FIELD_NAMES = [f.name for f in fields(CallLogEntry)]
+_PREFERENCES = _FIELD_NAMES.index("preferences")
+_INITIALIZED_AT, _STATE = _FIELD_NAMES.index("initialized_at"), _FIELD_NAMES.index("state")
+_values = attrgetter(*_FIELD_NAMES)
+
+Row = tuple[Any, ...]
+
+
+def to_row(entry: CallLogEntry) -> Row:
+    """The entry as the store keeps it: its fields in order, ``preferences`` as JSON text."""
+    values = list(_values(entry))
+    values[_PREFERENCES] = json.dumps(entry.preferences, separators=(",", ":")) if entry.preferences else ""
+    return tuple(values)
+
+
+def from_row(row: Row) -> CallLogEntry:
+    entry = CallLogEntry(*row)
+    entry.preferences = json.loads(row[_PREFERENCES]) if row[_PREFERENCES] else {}
+    return entry
 
 
 def dump_entry(entry: CallLogEntry) -> str:
@@ -67,10 +90,10 @@ class CallLog:
     def __init__(self, clock: Clock = utc_now, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self._clock = clock
         self._max_entries = max_entries
-        self._calls: dict[str, CallLogEntry] = {}
+        self._calls: dict[str, Row] = {}
         self._lock = threading.Lock()
         self._next_id = 1
-        self._changed: dict[str, CallLogEntry] | None = None  # None: nobody writes behind
+        self._changed: dict[str, Row] | None = None  # None: nobody writes behind
         self._cleared = False
 
     def process(self, params: Mapping[str, Any], directory: Directory, agent_found: bool = False) -> CallLogEntry | None:
@@ -88,17 +111,18 @@ class CallLog:
         if event == "newCall":
             return self._create(key, params, facts)
         with self._lock:
-            entry = None if key is None else self._calls.get(key)
-            if entry is None:
+            row = None if key is None else self._calls.get(key)
+            if row is None:
                 raise CtiError("unknown-call",
                                f"{event} for callId {facts.call_id!r}, which no newCall created (Zammad: No such call_id)")
+            entry = from_row(row)
             now = self._clock()
             if event == "answer":
                 if not answer_call(entry, facts, now):
                     return None
             else:
                 hang_up_call(entry, facts, now)
-            self._mark(entry.call_id, entry)
+            self._save(entry)
         if answer_fails_after_saving(params) and not agent_found:
             raise CtiError("internal-error", "inbound answer with user as an array (or another non-string): Zammad "
                                              "calls user.downcase to find the answering agent, a NoMethodError; "
@@ -116,15 +140,15 @@ class CallLog:
                 raise CtiError("duplicate-call-race", f"the caller log already holds call ID {entry.call_id!r} "
                                                       "(the unique index on call_id: ActiveRecord::RecordNotUnique)")
             self._next_id += 1
-            self._calls[entry.call_id] = entry
-            self._mark(entry.call_id, entry)
+            self._save(entry)
             if len(self._calls) > self._max_entries:  # bounded: a long load test must not grow without end
                 del self._calls[next(iter(self._calls))]
             return entry
 
-    def _mark(self, key: str, entry: CallLogEntry) -> None:
+    def _save(self, entry: CallLogEntry) -> None:
+        row = self._calls[entry.call_id] = to_row(entry)
         if self._changed is not None:
-            self._changed[key] = entry
+            self._changed[entry.call_id] = row
 
     # Write-behind and resuming -------------------------------------------
 
@@ -139,15 +163,15 @@ class CallLog:
         with self._lock:
             changed, self._changed = (self._changed or {}), {}
             cleared, self._cleared = self._cleared, False
-            rows = [(entry.id, key, dump_entry(entry)) for key, entry in changed.items()]
-            oldest = next(iter(self._calls.values())).id if self._calls else self._next_id
+            oldest = next(iter(self._calls.values()))[0] if self._calls else self._next_id
+        rows = [(row[0], key, dump_entry(from_row(row))) for key, row in changed.items()]
         return cleared, rows, oldest
 
     def load(self, entries: Iterable[CallLogEntry]) -> None:
         """Put back calls from an earlier run (oldest first), as they were."""
         with self._lock:
             for entry in entries:
-                self._calls[_key(entry.call_id)] = entry
+                self._calls[_key(entry.call_id)] = to_row(entry)
                 self._next_id = max(self._next_id, entry.id + 1)
             while len(self._calls) > self._max_entries:
                 del self._calls[next(iter(self._calls))]
@@ -157,20 +181,21 @@ class CallLog:
     def newest(self, limit: int) -> list[dict[str, Any]]:
         """Entries newest first, as Zammad orders the caller log."""
         with self._lock:
-            entries = list(reversed(self._calls.values()))[:max(limit, 0)]
-            return [entry.to_json() for entry in entries]
+            rows = list(reversed(self._calls.values()))[:max(limit, 0)]
+        return [from_row(row).to_json() for row in rows]
 
     def get(self, call_id: Any) -> dict[str, Any] | None:
         with self._lock:
             key = _key(call_id)
-            entry = None if key is None else self._calls.get(key)
-            return entry.to_json() if entry else None
+            row = None if key is None else self._calls.get(key)
+        return from_row(row).to_json() if row else None
 
     def unfinished(self, started_before: datetime) -> list[dict[str, Any]]:
         """Calls not hung up that started before ``started_before`` (ringing or talking "forever")."""
         with self._lock:
-            return [entry.to_json() for entry in self._calls.values()
-                    if entry.state != "hangup" and entry.initialized_at < started_before]
+            rows = [row for row in self._calls.values()
+                    if row[_STATE] != "hangup" and row[_INITIALIZED_AT] < started_before]
+        return [from_row(row).to_json() for row in rows]
 
     def clear(self) -> None:
         with self._lock:
