@@ -5,17 +5,20 @@
 
 Everything listens on 127.0.0.1. The servers, started in turn:
 
-- ``mock``: exactly as ``zammad-cti serve`` runs it (granian, one process,
-  in memory); ``mock-persist``: the same with ``--journal`` (written behind);
+- ``mock``: exactly as ``zammad-cti serve`` runs it (granian embedded in one
+  process, ASGI, in memory); ``mock-persist``: the same with ``--journal``
+  (written behind);
 - ``prism-fast`` / ``prism``: ``@stoplight/prism-cli`` 5 mocking the same
   ``openapi.yaml``, at ``-v error`` (its fastest) and at its default
   (``npm ci`` in benchmarks/ first; skipped with a note when missing);
-- ``ceiling``: ``bare_app.py`` answering ``{}`` under granian as serve runs it;
-  ``ceiling-gunicorn``: the same app under gunicorn gthread 2 workers x 8;
+- ``ceiling``: ``bare_app.py`` answering ``{}``, served as serve serves the
+  mock (``serve_app.py``); ``ceiling-gunicorn``: the same app in WSGI under
+  gunicorn gthread 2 workers x 8; ``ceiling-wsgi``: in WSGI under granian
+  with 32 threads (how serve ran before);
 - ``rules``: ``rules_app.py``, the mock's own body parsing and Zammad rules
-  without caller log or journal, under granian: what the rest costs;
+  without caller log or journal, served as the mock: what the rest costs;
 - ``no-journal``, ``no-caller-log``, ``neither``: the mock with parts
-  switched off (``variants.py``), under granian: where the time goes.
+  switched off (``variants.py``), served as the mock: where the time goes.
 
 Each gets the same wrk load (``cti_mix.lua``: newCalls in JSON and form
 encodings with unique call IDs, plus answer/hangup life cycles), after a
@@ -127,10 +130,15 @@ class Server:
         self.log.close()
 
 
-def same_server_as_mock(app: str, port: int, args: argparse.Namespace) -> list[str]:
-    """granian as ``zammad-cti serve`` runs it (WSGI, one worker), serving ``app`` from benchmarks/."""
+def same_server_as_mock(app: str, port: int) -> list[str]:
+    """``app`` (an ASGI app from benchmarks/) served as ``zammad-cti serve`` serves the mock."""
+    return [sys.executable, str(HERE / "serve_app.py"), app, str(port)]
+
+
+def granian_wsgi(app: str, port: int, threads: int = 32) -> list[str]:
+    """granian's WSGI worker as serve ran it before: one worker process, 32 Python threads."""
     return [str(BIN / "granian"), "--interface", "wsgi", "--working-dir", str(HERE), "--host", "127.0.0.1",
-            "--port", str(port), "--workers", "1", "--blocking-threads", str(args.server_threads),
+            "--port", str(port), "--workers", "1", "--blocking-threads", str(threads),
             "--log-level", "critical", app]
 
 
@@ -149,12 +157,14 @@ def start(name: str, args: argparse.Namespace, journal_dir: Path) -> Server | No
         return Server(name, argv, port)
     if name in VARIANTS:
         env = {**os.environ, "ZCTI_BENCH_WITHOUT": VARIANTS[name]}
-        return Server(name, same_server_as_mock("variants:app", port, args), port, env=env)
+        return Server(name, same_server_as_mock("variants:asgi_app", port), port, env=env)
     if name in ("ceiling", "rules"):
-        return Server(name, same_server_as_mock(f"{'bare' if name == 'ceiling' else 'rules'}_app:app", port, args),
+        return Server(name, same_server_as_mock(f"{'bare' if name == 'ceiling' else 'rules'}_app:asgi_app", port),
                       port)
     if name == "ceiling-gunicorn":
         return Server(name, gunicorn("bare_app:app", port), port)
+    if name == "ceiling-wsgi":
+        return Server(name, granian_wsgi("bare_app:app", port), port)
     if name in ("prism", "prism-fast"):
         prism = HERE / "node_modules" / ".bin" / "prism"
         if not prism.exists():
@@ -228,7 +238,7 @@ def table(results: list[Result]) -> str:
                      f"{r.requests:,} | {r.non_2xx:,} | {r.note or r.socket_errors} |")
     by_name = {r.name: r for r in results}
     mock = by_name.get("mock")
-    for other in ("prism-fast", "prism", "ceiling", "ceiling-gunicorn", "rules"):
+    for other in ("prism-fast", "prism", "ceiling", "ceiling-gunicorn", "ceiling-wsgi", "rules"):
         if mock and other in by_name and by_name[other].rps:
             lines.append(f"\nmock/{other}: {mock.rps / by_name[other].rps:.2f}x req/s")
     return "\n".join(lines)
@@ -236,13 +246,13 @@ def table(results: list[Result]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers", default="mock,mock-persist,prism-fast,prism,ceiling,ceiling-gunicorn,rules,"
-                                             "no-journal,no-caller-log,neither")
+    parser.add_argument("--servers", default="mock,mock-persist,prism-fast,prism,ceiling,ceiling-gunicorn,ceiling-wsgi,"
+                                             "rules,no-journal,no-caller-log,neither")
     parser.add_argument("--duration", type=float, default=10, help="seconds of measured load per server")
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=2)
-    parser.add_argument("--server-threads", type=int, default=32, help="granian blocking threads (serve's --threads)")
+    parser.add_argument("--server-threads", type=int, default=8, help="serve's --threads (the admin routes' threads)")
     parser.add_argument("--memory", action="store_true", help="also measure RSS growth over many requests")
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
     args = parser.parse_args()
@@ -252,7 +262,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="zammad-cti-bench-") as tmp:
         results = [measure(name, args, Path(tmp)) for name in args.servers.split(",")]
         print(f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration:.0f}s, cti_mix.lua; "
-              f"granian 1 worker x {args.server_threads} threads; {os.cpu_count()} cores\n")
+              f"granian embedded, one process; {os.cpu_count()} cores\n")
         print(table(results))
         if args.memory:
             early, late, done = memory_check(args, Path(tmp))

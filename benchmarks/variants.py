@@ -2,7 +2,7 @@
 
 Not a mock anyone should use (without the caller log every answer and hangup
 "succeeds"): ``run.py --servers no-journal,no-caller-log,neither`` serves it
-under the same server and settings as the mock, and
+(``asgi_app``) under the same server and settings as the mock, and
 ``in_process.py --without ...`` replays the load through it in a loop.
 The parts are switched off on the app's own state, never in the mock's code.
 """
@@ -10,6 +10,7 @@ The parts are switched off on the app's own state, never in the mock's code.
 import os
 
 from mock_server.app import create_app
+from mock_server.http.asgi import CtiAsgiApp
 from mock_server.state import mock_state
 
 PARTS = ("journal", "caller-log")
@@ -35,4 +36,4 @@ def _from_environment():
 
 
 if "ZCTI_BENCH_WITHOUT" in os.environ:  # under granian, started by run.py
-    app = _from_environment()
+    asgi_app = CtiAsgiApp(_from_environment())

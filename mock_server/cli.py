@@ -30,8 +30,9 @@ def main() -> None:
 @click.option("--journal", default=None, metavar="PATH",
               help="Keep the caller log and the journal in this SQLite file across restarts (written behind in "
                    "batches; 'zammad-cti report' reads it). [default: keep nothing, start empty]")
-@click.option("--threads", default=32, show_default=True, type=click.IntRange(1, 512),
-              help="Python threads answering requests; a request held by a latency or hang fault takes one.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 512),
+              help="Threads answering the admin API, the inspector and the caller log (pushes are answered on "
+                   "the event loop: a latency or hang fault holds no thread).")
 @click.option("--fault", "faults", multiple=True, metavar="SPEC",
               help="Inject a fault from the start (repeatable): latency:5000, latency:100-500,probability=0.5, "
                    "status:503,times=3, drop,event=hangup, hang:30. See /__admin/faults.")

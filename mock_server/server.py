@@ -1,21 +1,22 @@
 """Running the mock: in a thread for tests and the contract plugin, or under granian.
 
-:class:`MockServer` serves on 127.0.0.1 and a free port from a background
-thread (Werkzeug's threaded server: quick to start, enough for tests).
-:func:`run_granian` is what ``zammad-cti serve`` uses: granian, a Rust HTTP
-server, with one worker process that owns the whole state (see
-docs/benchmarks.md for why this server and why one process). It stops
-cleanly on Ctrl-C and SIGTERM: what is in flight is answered, what was asked
-to persist is written.
+:class:`MockServer` serves the Flask app (WSGI) on 127.0.0.1 and a free port
+from a background thread (Werkzeug's threaded server: quick to start, enough
+for tests). :func:`run_granian` is what ``zammad-cti serve`` uses: the ASGI
+app (:mod:`.http.asgi`) under granian, a Rust HTTP server, embedded in this
+one process (see docs/benchmarks.md for why this server and why one
+process). It stops cleanly on Ctrl-C and SIGTERM: what is in flight is
+answered, what was asked to persist is written.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import signal
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
 from flask import Flask
@@ -110,45 +111,49 @@ def claim_port(host: str, port: int) -> int:
         return probe.getsockname()[1]
 
 
-# The app of this worker process: its state is written behind and closed when granian stops it.
-_served: list[Flask] = []
+def serve_asgi(app: Any, host: str, port: int, on_ready: Callable[[], None] | None = None) -> None:
+    """Serve an ASGI app in this process under granian until Ctrl-C or SIGTERM.
 
-
-def _load_app(app_config: Mapping[str, Any], _target: str) -> Flask:
-    app = create_app(app_config)
-    gc.freeze()  # the app, its rules and the spec live as long as the worker: keep them out of GC scans
-    _served.append(app)
-    return app
-
-
-def _close_served(on_stop: Callable[[tuple[int, int] | None], None] | None) -> None:
-    for app in _served:
-        written = mock_state(app).close()
-        if on_stop is not None:
-            on_stop(written)
-
-
-def run_granian(app_config: Mapping[str, Any], host: str, port: int, threads: int = 32,
-                on_ready: Callable[[int], None] | None = None,
-                on_stop: Callable[[tuple[int, int] | None], None] | None = None) -> None:
-    """Serve the mock under granian (one worker process) until Ctrl-C or SIGTERM; :class:`PortInUse` first."""
-    from granian import Granian
+    granian's embedded server runs in this process's own event loop: the
+    process that owns the state is the process that serves it, with no
+    supervisor and no worker process beside it (granian calls the embedded
+    mode experimental; the project's tests run it). The port must be free
+    (see :func:`claim_port`).
+    """
     from granian.constants import Interfaces
     from granian.log import LogLevels
-    from granian.server.mp import MPServer, WorkerProcess
+    from granian.server.embed import Server
+
+    server = Server(app, address=host, port=port, interface=Interfaces.ASGI, log_level=LogLevels.critical,
+                    log_access=False)
+    if on_ready is not None:
+        server.on_startup(on_ready)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, server.stop)
+        await server.serve()
+
+    asyncio.run(serve())
+
+
+def run_granian(app_config: Mapping[str, Any], host: str, port: int, threads: int = 8,
+                on_ready: Callable[[int], None] | None = None,
+                on_stop: Callable[[tuple[int, int] | None], None] | None = None) -> None:
+    """``zammad-cti serve``: the mock under granian, in this process; :class:`PortInUse` first.
+
+    On a stop, pushes in flight are answered, then what ``--journal`` keeps
+    is written and ``on_stop`` is told what the file holds.
+    """
+    from .http.asgi import CtiAsgiApp
 
     port = claim_port(host, port)
-    inner = MPServer._spawn_wsgi_worker.__wrapped__
-
-    @WorkerProcess.wrap_target
-    def serve_then_close(worker_id: int, callback: Any, *args: Any) -> None:
-        try:
-            inner(worker_id, callback, *args)  # returns once granian stopped and answered what was in flight
-        finally:
-            _close_served(on_stop)
-
-    server = Granian("mock_server", address=host, port=port, interface=Interfaces.WSGI, workers=1,
-                     blocking_threads=threads, log_level=LogLevels.critical, log_access=False)
-    if on_ready is not None:
-        server.on_startup(lambda: on_ready(port))
-    server.serve(spawn_target=serve_then_close, target_loader=partial(_load_app, app_config))
+    app = CtiAsgiApp(create_app(app_config), threads=threads)
+    gc.freeze()  # the app, its rules and the spec live as long as the process: keep them out of GC scans
+    try:
+        serve_asgi(app, host, port, on_ready=None if on_ready is None else lambda: on_ready(port))
+    finally:
+        app.close()  # done already when granian ran the lifespan's shutdown
+        if on_stop is not None:
+            on_stop(app.kept)

@@ -345,7 +345,10 @@ def test_serve_answers_garbage_with_400_without_the_token(served_mock, template)
     pytest.param(b"POST /api/v1/cti/%s/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: pbx\r\n\r\n", id="request-line-over-8kb"),
 ])
 def test_serve_refuses_oversized_heads_and_keeps_answering(served_mock, raw):
-    """Granian closes the connection on a head over its limit (hyper's), without a word: nothing leaks."""
+    """Granian closes the connection on a head over its limit (hyper's), without a word: nothing leaks.
+
+    A long request line may still get through (hyper's limit applies to what it has buffered): then
+    it is an unrouted path, and Zammad's 404 answers it, without the token."""
     with socket.create_connection(("127.0.0.1", served_mock.port), timeout=10) as sock:
         sock.sendall(raw.replace(b"%s", TOKEN.encode()))
         sock.shutdown(socket.SHUT_WR)
@@ -354,7 +357,14 @@ def test_serve_refuses_oversized_heads_and_keeps_answering(served_mock, raw):
             data += chunk
     if data:
         status = int(data.split(b" ", 2)[1])
-        assert_refused_quietly(status, data.partition(b"\r\n\r\n")[2])
+        head, _, body = data.partition(b"\r\n\r\n")
+        if status == 404:
+            # Under hyper's limit after all (it depends on how the head arrives): Zammad's routing
+            # catch-all answers the unrouted path, its HTML page for a client without Accept.
+            assert b"This page doesn&#x27;t exist." in body, body[:300]
+            assert TOKEN.encode() not in data, f"the token is in the answer: {data[:300]!r}"
+        else:
+            assert_refused_quietly(status, body)
     assert requests.get(f"http://127.0.0.1:{served_mock.port}/__admin/health", timeout=5).status_code == 200
 
 

@@ -1,0 +1,145 @@
+"""The mock on ASGI, as ``serve`` runs it: pushes on the event loop, the rest in Flask's threads.
+
+One thread owns the push path, as one thread owns Redis' data: every push
+is parsed, decided, logged and journaled on the event loop, one after the
+other, in the order they arrive, with no lock ever contended and no thread
+waiting for the GIL (32 threads taking turns on it made the old p99). The
+server's own threads (granian's, in Rust) do the sockets. A latency or hang
+fault is an ``asyncio.sleep``: it holds no thread, and the next push goes on.
+
+Everything that is not a push (``/__admin``, the inspector, the caller log,
+Zammad's 404s) is the Flask app, run by ``a2wsgi`` in a small thread pool:
+those routes are read by people and inspectors, not by a busy PBX.
+
+On the ASGI lifespan's shutdown the app waits for the pushes still in
+flight (a latency fault's answer included), then writes what ``--journal``
+keeps: :attr:`CtiAsgiApp.kept` says what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from a2wsgi import WSGIMiddleware
+from flask import Flask
+
+from ..state import mock_state
+from ..zammad.errors import error_id_message
+from .push import PushReply, PushRequest, answer_push, push_token
+
+IN_FLIGHT_GRACE_SECONDS = 30  # how long a stop waits for pushes still being answered
+
+
+class CtiAsgiApp:
+    """``POST /api/v1/cti/<token>`` answered on the event loop; everything else by ``flask_app``."""
+
+    def __init__(self, flask_app: Flask, threads: int = 8) -> None:
+        self.state = mock_state(flask_app)
+        self.max_content_length: int | None = flask_app.config["MAX_CONTENT_LENGTH"]
+        self.logger = flask_app.logger
+        self.flask = WSGIMiddleware(flask_app, workers=threads)
+        self.kept: tuple[int, int] | None = None  # what the journal file holds once stopped
+        self.stopped = False
+        self._in_flight = 0
+        self._idle: asyncio.Event | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            token = push_token(scope["path"]) if scope["method"] == "POST" else None
+            if token is None:
+                await self.flask(scope, receive, send)
+            else:
+                await self._push(scope, receive, send, token)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _push(self, scope: dict[str, Any], receive: Any, send: Any, token: str) -> None:
+        self._in_flight += 1
+        try:
+            request = await _push_request(scope, receive, token, self.max_content_length)
+            try:
+                reply = answer_push(self.state, request, self.max_content_length)
+            except Exception:  # a bug in the mock: Zammad's generic answer, never a traceback
+                self.logger.exception("internal error on a CTI push")
+                reply = PushReply(500, {"error": error_id_message()})
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            await _send(send, reply)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0 and self._idle is not None:
+                self._idle.set()
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.drain()
+                self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def drain(self, timeout: float = IN_FLIGHT_GRACE_SECONDS) -> None:
+        """Wait until no push is being answered (at most ``timeout`` seconds)."""
+        if self._in_flight:
+            self._idle = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except asyncio.TimeoutError:
+                self.logger.warning("stopped with %d pushes still unanswered", self._in_flight)
+
+    def close(self) -> None:
+        """Write what is left behind; idempotent."""
+        if not self.stopped:
+            self.stopped = True
+            self.kept = self.state.close()
+
+
+async def _push_request(scope: dict[str, Any], receive: Any, token: str, limit: int | None) -> PushRequest:
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    announced = headers.get("content-length", "")
+    body, problem, too_large = b"", None, False
+    if announced.isdigit() and limit is not None and int(announced) > limit:
+        too_large = True
+    else:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                problem = f"the body ended after {size} bytes" + (f" of the {announced} announced" if announced else "")
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if limit is not None and size > limit:
+                too_large = True
+                break
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        if problem is None and not too_large and announced.isdigit() and size < int(announced):
+            problem = f"the body ended after {size} of the {announced} bytes announced"
+    return PushRequest(path=scope["path"], token=token, query_string=scope.get("query_string", b""),
+                       content_type=headers.get("content-type"), accept=headers.get("accept"),
+                       body=body, body_problem=problem, too_large=too_large)
+
+
+class DroppedConnection(ConnectionAbortedError):
+    """A drop or hang fault: the server cuts the connection after the head, before any body."""
+
+
+async def _send(send: Any, reply: PushReply) -> None:
+    if reply.drop:
+        # ASGI cannot close a connection unanswered: the head goes out, the body never does.
+        await send({"type": "http.response.start", "status": 500,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"1")]})
+        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        raise DroppedConnection("fault: connection dropped without an answer")
+    data, content_type = reply.encoded()
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+               for name, value in reply.headers(data, content_type)]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
