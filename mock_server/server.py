@@ -135,7 +135,12 @@ def serve_asgi(app: Any, host: str, port: int, on_ready: Callable[[], None] | No
             loop.add_signal_handler(signum, server.stop)
         await server.serve()
 
-    asyncio.run(serve())
+    try:
+        import uvloop  # libuv's event loop: the ceiling 20-28k -> 40-42k req/s, the mock 7.7-7.9k -> 11.1-11.4k
+    except ImportError:  # not on Windows
+        asyncio.run(serve())
+    else:
+        uvloop.run(serve())
 
 
 def run_granian(app_config: Mapping[str, Any], host: str, port: int, threads: int = 8,

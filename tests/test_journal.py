@@ -8,7 +8,7 @@ import requests
 from agent import AGENT_AUTH
 
 from mock_server import MockServer
-from mock_server.admin.journal import Journal, push_record
+from mock_server.admin.journal import EntryBlocks, Journal, push_record
 from mock_server.db import JournalFile, WriteBehind
 from mock_server.zammad.call_log import CallLog
 
@@ -45,6 +45,28 @@ def test_the_limit_keeps_the_newest_and_numbers_go_on():
     assert [(e["id"], e["call_id"]) for e in journal.entries()] == [(3, "c2"), (4, "c3"), (5, "c4")]
     assert [e["call_id"] for e in journal.entries(after=4)] == ["c4"]
     assert [e["call_id"] for e in journal.entries(limit=1)] == ["c4"]
+
+
+def test_compressed_blocks_keep_every_entry_across_block_edges():
+    journal = Journal(limit=150)  # blocks of 64: the oldest kept entry sits inside a sealed block
+    for n in range(200):
+        journal.record(_record(f"b{n}"))
+    assert len(journal) == 150
+    assert [e["id"] for e in journal.entries()] == list(range(51, 201))
+    assert [e["id"] for e in journal.entries(after=63)] == list(range(64, 201))  # after a block's last id
+    assert [e["id"] for e in journal.entries(after=100, limit=5)] == list(range(196, 201))
+    assert [e["call_id"] for e in journal.entries(call_id="b120")] == ["b120"]
+    assert journal.take_new()[2] == 51  # the lowest id kept, for the file's pruning
+
+
+def test_blocks_seal_early_when_ids_jump_and_stay_small():
+    blocks = EntryBlocks()
+    for entry_id in (*range(1, 11), *range(20, 100)):  # a gap: a reset and a resume, say
+        blocks.append(entry_id, f'{{"id":{entry_id},"pad":"{"x" * 600}"}}')
+    texts = EntryBlocks.texts(blocks.snapshot(after=5))
+    assert [int(t.split(",")[0].split(":")[1]) for t in texts] == [*range(6, 11), *range(20, 100)]
+    sealed = sum(len(block[2]) for block in blocks._sealed)
+    assert sealed < 64 * 600 / 10, f"64 entries of 620 bytes compress to {sealed} bytes"
 
 
 def test_an_answer_is_judged_against_its_newcall_even_when_read_late():
