@@ -111,14 +111,16 @@ def claim_port(host: str, port: int) -> int:
         return probe.getsockname()[1]
 
 
-def serve_asgi(app: Any, host: str, port: int, on_ready: Callable[[], None] | None = None) -> None:
+def serve_asgi(app: Any, host: str, port: int, on_ready: Callable[[], None] | None = None,
+               on_stop_signal: Callable[[], None] | None = None) -> None:
     """Serve an ASGI app in this process under granian until Ctrl-C or SIGTERM.
 
     granian's embedded server runs in this process's own event loop: the
     process that owns the state is the process that serves it, with no
     supervisor and no worker process beside it (granian calls the embedded
     mode experimental; the project's tests run it). The port must be free
-    (see :func:`claim_port`).
+    (see :func:`claim_port`). ``on_stop_signal`` runs on the event loop when
+    the stop signal arrives, before granian waits for open connections.
     """
     from granian.constants import Interfaces
     from granian.log import LogLevels
@@ -129,10 +131,15 @@ def serve_asgi(app: Any, host: str, port: int, on_ready: Callable[[], None] | No
     if on_ready is not None:
         server.on_startup(on_ready)
 
+    def stop() -> None:
+        if on_stop_signal is not None:
+            on_stop_signal()
+        server.stop()
+
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, server.stop)
+            loop.add_signal_handler(signum, stop)
         await server.serve()
 
     try:
@@ -157,7 +164,8 @@ def run_granian(app_config: Mapping[str, Any], host: str, port: int, threads: in
     app = CtiAsgiApp(create_app(app_config), threads=threads)
     gc.freeze()  # the app, its rules and the spec live as long as the process: keep them out of GC scans
     try:
-        serve_asgi(app, host, port, on_ready=None if on_ready is None else lambda: on_ready(port))
+        serve_asgi(app, host, port, on_ready=None if on_ready is None else lambda: on_ready(port),
+                   on_stop_signal=app.let_hanging_go)
     finally:
         app.close()  # done already when granian ran the lifespan's shutdown
         if on_stop is not None:

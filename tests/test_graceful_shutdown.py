@@ -116,3 +116,30 @@ def test_sigterm_answers_requests_in_flight_and_keeps_the_journal(serve):
     log = caller_log(base)
     assert sorted(log) == sorted(f"term-{n}" for n in range(CALLS))
     assert {(entry["state"], entry["comment"]) for entry in log.values()} == {("hangup", "normalClearing")}
+
+
+def test_sigterm_does_not_wait_for_a_hanging_request(serve):
+    """A hang fault answers nothing by design: a stop answers what is in flight and does not wait for it."""
+    served, url = serve("--fault", "hang:60,event=newCall")
+    base = url.split("/api/")[0]
+    outcome: list[str] = []
+
+    def hung() -> None:
+        try:
+            requests.post(url, json=call("newCall", 1), timeout=STOP_WITHIN)
+            outcome.append("answered")
+        except requests.RequestException as exc:
+            outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=hung, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not requests.get(f"{base}/__admin/requests", timeout=5).json()["requests"]:
+        assert time.monotonic() < deadline, "the hanging newCall never reached the journal"
+        time.sleep(0.02)
+    stopping = time.monotonic()
+    os.kill(served.process.pid, signal.SIGTERM)
+    assert served.process.wait(timeout=STOP_WITHIN) == 0
+    assert time.monotonic() - stopping < 5, "the stop waited for the hanging request"
+    thread.join(timeout=STOP_WITHIN)
+    assert outcome and outcome != ["answered"], outcome

@@ -43,6 +43,7 @@ class CtiAsgiApp:
         self.stopped = False
         self._in_flight = 0
         self._idle: asyncio.Event | None = None
+        self._stop_event: asyncio.Event | None = None  # set when the mock stops: hanging requests let go
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -55,7 +56,8 @@ class CtiAsgiApp:
             await self._lifespan(receive, send)
 
     async def _push(self, scope: dict[str, Any], receive: Any, send: Any, token: str) -> None:
-        self._in_flight += 1
+        self._answering(+1)
+        reply: PushReply | None = None
         try:
             request = await _push_request(scope, receive, token, self.max_content_length)
             try:
@@ -63,13 +65,33 @@ class CtiAsgiApp:
             except Exception:  # a bug in the mock: Zammad's generic answer, never a traceback
                 self.logger.exception("internal error on a CTI push")
                 reply = PushReply(500, {"error": error_id_message()})
-            if reply.delay:
+            if reply.drop:  # a hang or drop fault answers nothing: a stop cuts it short
+                self._answering(-1)
+                if reply.delay:
+                    await self._hang(reply.delay)
+            elif reply.delay:
                 await asyncio.sleep(reply.delay)
             await _send(send, reply)
         finally:
-            self._in_flight -= 1
-            if self._in_flight == 0 and self._idle is not None:
-                self._idle.set()
+            if reply is None or not reply.drop:
+                self._answering(-1)
+
+    async def _hang(self, seconds: float) -> None:
+        """Hold a request that gets no answer, until ``seconds`` pass or the mock stops."""
+        try:
+            await asyncio.wait_for(self._stopping().wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    def _stopping(self) -> asyncio.Event:
+        if self._stop_event is None:
+            self._stop_event = asyncio.Event()
+        return self._stop_event
+
+    def _answering(self, change: int) -> None:
+        self._in_flight += change
+        if self._in_flight == 0 and self._idle is not None:
+            self._idle.set()
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -82,8 +104,17 @@ class CtiAsgiApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def let_hanging_go(self) -> None:
+        """The mock is stopping: requests held by a hang fault are cut now (call on the event loop).
+
+        The server waits for open connections before the lifespan's shutdown,
+        so this comes first, from the stop signal itself.
+        """
+        self._stopping().set()
+
     async def drain(self, timeout: float = IN_FLIGHT_GRACE_SECONDS) -> None:
-        """Wait until no push is being answered (at most ``timeout`` seconds)."""
+        """Let hanging requests go; wait until no push is being answered (at most ``timeout`` seconds)."""
+        self.let_hanging_go()
         if self._in_flight:
             self._idle = asyncio.Event()
             try:
