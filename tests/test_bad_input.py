@@ -7,7 +7,8 @@ handler would: JSON, with one of the statuses Zammad gives on this endpoint
 never an HTML page or a stack trace. And the journal must show the vendor
 what was wrong: the request, and a finding that names the problem.
 
-The corpus runs through Flask's test client; what only a real socket can
+The corpus runs through Flask's test client and through the ASGI app that
+``serve`` runs (in process, by a2wsgi's bridge); what only a real socket can
 send (a body shorter than its Content-Length, garbage request lines, broken
 headers) goes to a :class:`MockServer` or to a ``zammad-cti serve`` process.
 A bounded Hypothesis fuzz over the HTTP layer closes the file.
@@ -35,7 +36,11 @@ from test_serve_process import ZAMMAD_CTI, Served, clean_env, free_port, stop
 from zammad_answers import ALREADY_EXISTS as ZAMMAD_ALREADY_EXISTS
 from zammad_answers import ERROR_ID
 
+from a2wsgi import ASGIMiddleware
+from werkzeug.test import Client
+
 from mock_server import MockServer
+from mock_server.http.asgi import CtiAsgiApp
 
 ALREADY_EXISTS = ZAMMAD_ALREADY_EXISTS["error"]
 ZAMMAD_STATUSES = {200, 400, 401, 413, 422}
@@ -220,8 +225,25 @@ def post_bad(client, token: str, case: Bad):
     return client.post(f"/api/v1/cti/{token}", headers={"Accept": "application/json"}, **case.request())
 
 
+class BufferedClient(Client):
+    """Reads and closes every answer at once: a2wsgi's bridge waits until the answer is closed."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def either_client(request, app):
+    """The Flask app's client (WSGI: MockServer, the tests), or the ASGI app as ``serve`` runs it, in process."""
+    if request.param == "wsgi":
+        return app.test_client()
+    return BufferedClient(ASGIMiddleware(CtiAsgiApp(app)))  # a2wsgi's bridge runs the ASGI app on an event loop of its own
+
+
 @pytest.mark.parametrize("case", CORPUS)
-def test_bad_request_gets_a_zammad_answer(client, token, case):
+def test_bad_request_gets_a_zammad_answer(either_client, token, case):
+    client = either_client
     response = post_bad(client, token, case)
     body = assert_zammad_answer(response.status_code, response.content_type, response.get_data())
     assert response.status_code in case.statuses, (
@@ -229,7 +251,8 @@ def test_bad_request_gets_a_zammad_answer(client, token, case):
 
 
 @pytest.mark.parametrize("case", CORPUS)
-def test_bad_request_is_journaled_with_a_finding(client, token, case):
+def test_bad_request_is_journaled_with_a_finding(either_client, token, case):
+    client = either_client
     response = post_bad(client, token, case)
     journal = client.get("/__admin/requests")
     assert journal.status_code == 200
@@ -245,12 +268,17 @@ def test_bad_request_is_journaled_with_a_finding(client, token, case):
 # --------------------------------------------------------------------------- raw sockets
 
 
-def exchange(port: int, raw: bytes, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
-    """Send ``raw``, close our side, read until the server closes: the first answer's status, headers, body."""
+def exchange(port: int, raw: bytes, timeout: float = 10, half_close: bool = True) -> tuple[int, dict[str, str], bytes]:
+    """Send ``raw``, close our side, read until the server closes: the first answer's status, headers, body.
+
+    ``half_close=False`` keeps our side open (send ``Connection: close``): hyper drops a chunked
+    request whose client half-closes, as a client that went away.
+    """
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(raw)
         try:
-            sock.shutdown(socket.SHUT_WR)
+            sock.sendall(raw)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
         except OSError:  # granian may answer and close before we are done sending
             pass
         data = b""
@@ -427,3 +455,21 @@ def test_fuzzed_requests_get_zammad_answers(client, token, body, content_type, q
         # Zammad's 500s come from the call life cycle, which the journal records; a crash of the mock does not.
         last = client.get("/__admin/requests", query_string={"limit": 1}).get_json()["requests"]
         assert last and last[-1]["answer"] == answer, f"a 500 the journal does not know: {answer!r}"
+
+
+def _chunked(body: bytes, size: int = 4096) -> bytes:
+    pieces = [body[i:i + size] for i in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+
+
+def test_serve_reads_a_chunked_push_and_refuses_a_chunked_one_over_the_limit(served_mock):
+    """No Content-Length (a PBX streaming its body): read to the end, and 413 past 1 MB as with one."""
+    head = (f"POST /api/v1/cti/{TOKEN} HTTP/1.1\r\nHost: pbx\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            "Accept: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+    status, headers, body = exchange(served_mock.port, head + _chunked(VALID_FORM.replace(b"in", b"out") + b"&callId=chunk-1"),
+                                     half_close=False)
+    assert (status, json.loads(body)) == (200, {"action": "dial", "caller_id": "496990009111", "number": "492214710334"})
+    status, headers, body = exchange(served_mock.port, head + _chunked(VALID_FORM + b"&callId=chunk-2&user=" + b"u" * (1024 * 1024)),
+                                     half_close=False)
+    assert status == 413, body[:200]
+    assert assert_zammad_answer(status, headers.get("content-type"), body)["error"].startswith("Request body too large")
