@@ -20,7 +20,6 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .admin.journal import Journal
 from .zammad.call_log import CallLog, load_entry
@@ -51,8 +50,6 @@ CREATE TABLE IF NOT EXISTS findings (
 );
 CREATE INDEX IF NOT EXISTS findings_call_id ON findings (call_id);
 """
-
-_JSON = json.JSONEncoder(default=str, separators=(",", ":"))
 
 
 class JournalFileError(Exception):
@@ -107,13 +104,13 @@ class JournalFile:
                 conn.execute("DELETE FROM requests")
                 conn.execute("DELETE FROM findings")
             conn.executemany("INSERT OR REPLACE INTO requests (id, time, call_id, entry) VALUES (?, ?, ?, ?)",
-                             [(e["id"], e["time"], _call_id(e), _JSON.encode(e)) for e in entries])
+                             [row[:4] for row in entries])
             conn.executemany(
                 "INSERT OR REPLACE INTO findings (id, request_id, time, call_id, code, severity, entry) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(f["id"], e["id"], e["time"], _call_id(e), f["code"], f["severity"],
-                  _JSON.encode({k: v for k, v in f.items() if k != "id"}))
-                 for e in entries for f in e["findings"]])
+                [(finding_id, request_id, time, call_id, code, severity, text)
+                 for request_id, time, call_id, _, findings in entries
+                 for finding_id, code, severity, text in findings])
             conn.execute("DELETE FROM requests WHERE id < ?", (oldest_request,))
             conn.execute("DELETE FROM findings WHERE request_id < ?", (oldest_request,))
             conn.execute("COMMIT")
@@ -131,10 +128,6 @@ class JournalFile:
         self._conn.close()
 
 
-def _call_id(entry: dict[str, Any]) -> str | None:
-    return None if entry["call_id"] is None else str(entry["call_id"])
-
-
 class WriteBehind:
     """The thread that writes the caller log and the journal into a :class:`JournalFile` in batches."""
 
@@ -143,6 +136,7 @@ class WriteBehind:
         self._calls = calls
         self._journal = journal
         calls.track_changes()
+        journal.track_new()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one write at a time: the thread's, or a flush's
         self.written = (0, 0)

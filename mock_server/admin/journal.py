@@ -30,6 +30,9 @@ from .findings import ACCEPT_UNKNOWN, LOGGED_NEW_CALL, Finding, request_findings
 DEFAULT_JOURNAL_LIMIT = 100_000
 MASK = "***"
 _JSON = json.JSONEncoder(default=str, separators=(",", ":"))
+# One entry as the journal file stores it: id, time, call ID, the entry's JSON, and its findings as
+# (finding id, code, severity, JSON without the id).
+FileRow = tuple[int, str, str | None, str, list[tuple[int, str, str, str]]]
 NEW_CALLS_KEPT = 10_000  # newCall params at hand for judging answers and hangups: the caller log's default size
 
 
@@ -180,7 +183,7 @@ class Journal:
         self._next_id = 1
         self._next_finding_id = 1
         self._new_calls: dict[str, str] = {}  # call ID -> its newCall's params as JSON, for answers and hangups
-        self._written = 0  # the highest id handed to the write-behind
+        self._pending: list[FileRow] | None = None  # entries for the write-behind, ready to insert; None: nobody writes
         self._cleared = False
 
     # Writing ----------------------------------------------------------------
@@ -205,7 +208,12 @@ class Journal:
                     self._next_finding_id = max(self._next_finding_id, finding.get("id", 0) + 1)
                 if self._entries.count > self._limit:
                     self._entries.drop_oldest()
-            self._written = self._next_id - 1
+
+    def track_new(self) -> None:
+        """Keep new entries ready for :meth:`take_new` (persistence was asked for)."""
+        with self._lock:
+            if self._pending is None:
+                self._pending = []
 
     def _note_new_call(self, entry: dict[str, Any]) -> None:
         call_id = entry["call_id"]
@@ -220,13 +228,20 @@ class Journal:
         if entry["call_id"] is not None and entry["event"] in ("answer", "hangup"):
             kept = self._new_calls.get(str(entry["call_id"]))
             new_call_params = None if kept is None else json.loads(kept)
-        findings = []
+        findings, file_findings = [], []
         for finding in _findings_of(entry, new_call_params):
-            findings.append({"id": self._next_finding_id, **finding.to_json()})
+            shown = finding.to_json()
+            findings.append({"id": self._next_finding_id, **shown})
+            if self._pending is not None:
+                file_findings.append((self._next_finding_id, shown["code"], shown["severity"], _JSON.encode(shown)))
             self._next_finding_id += 1
         entry["findings"] = findings
         self._note_new_call(entry)
-        self._entries.append(entry["id"], _JSON.encode(entry))
+        text = _JSON.encode(entry)
+        self._entries.append(entry["id"], text)
+        if self._pending is not None:  # what the file needs, now, so that its thread does no JSON work
+            call_id = None if entry["call_id"] is None else str(entry["call_id"])
+            self._pending.append((entry["id"], entry["time"], call_id, text, file_findings))
 
     def _judged(self, after: int | None = None, newest: int | None = None) -> list[dict[str, Any]]:
         """Every entry (or those after the id ``after``; or only the ``newest`` of those) as dicts."""
@@ -237,15 +252,13 @@ class Journal:
             parts = self._entries.snapshot(after)
         return [json.loads(text) for text in EntryBlocks.texts(parts)]
 
-    def take_new(self) -> tuple[bool, list[dict[str, Any]], int]:
-        """For the write-behind: (cleared since last time, the entries since, judged, the lowest id kept)."""
+    def take_new(self) -> tuple[bool, list[FileRow], int]:
+        """For the write-behind: (cleared since last time, the entries since as file rows, the lowest id kept)."""
         with self._lock:
-            written, cleared, self._cleared = self._written, self._cleared, False
-            self._written = self._next_id - 1
-        new = self._judged(after=written)
-        with self._lock:
+            cleared, self._cleared = self._cleared, False
+            rows, self._pending = (self._pending or []), ([] if self._pending is not None else None)
             first = self._entries.first_id()
-        return cleared, new, self._written + 1 if first is None else first
+            return cleared, rows, self._next_id if first is None else first
 
     # Reading ----------------------------------------------------------------
 
@@ -279,7 +292,8 @@ class Journal:
         with self._lock:
             self._entries.clear()
             self._new_calls.clear()
-            self._written = self._next_id - 1
+            if self._pending is not None:
+                self._pending.clear()
             self._cleared = True
 
     def __len__(self) -> int:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
