@@ -25,6 +25,8 @@ from mock_server.zammad.profiles import Profile, load_profile, profile_names
 from .target import Target
 
 CALL_ID_PREFIX = "zcti-check-"
+DEFAULT_CONCURRENCY = 8  # requests in flight at once at most (zammad-cti check --concurrency)
+DEFAULT_TIMEOUT = 10.0  # seconds per request (zammad-cti check --timeout)
 _RUN_ID = uuid.uuid4().hex[:12]
 _SERIAL = itertools.count(1)
 
@@ -86,6 +88,8 @@ class ContractContext:
     target_url: str | None = None
     api_token: str | None = field(default=None, repr=False)
     zammad: str | None = None  # --zammad: the version the target is assumed to be
+    concurrency: int = DEFAULT_CONCURRENCY  # requests in flight at once at most, over all suites
+    timeout: float = DEFAULT_TIMEOUT  # seconds per request
     _target: Target | None = None
     _profile: Profile | None = None
     profile_source: str = ""  # how the profile was chosen, for the report header
@@ -94,10 +98,11 @@ class ContractContext:
 
     @classmethod
     def create(cls, target_url: str | None, config_path: str | Path | None, api_token: str | None = None,
-               zammad: str | None = None) -> ContractContext:
+               zammad: str | None = None, concurrency: int = DEFAULT_CONCURRENCY,
+               timeout: float = DEFAULT_TIMEOUT) -> ContractContext:
         path = Path(config_path) if config_path else documented_config_path()
         context = cls(config_path=path.resolve(), config=load_config(path), target_url=target_url, api_token=api_token,
-                      zammad=zammad)
+                      zammad=zammad, concurrency=concurrency, timeout=timeout)
         if target_url:
             context._target = Target.from_url(target_url)
         return context

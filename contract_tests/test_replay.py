@@ -17,7 +17,6 @@ Run: ``pytest --pyargs contract_tests.test_replay [--target URL]``.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import threading
 from collections.abc import Mapping
@@ -44,10 +43,6 @@ from mock_server import load_config
 
 pytestmark = pytest.mark.contract_fixtures
 
-# Seconds per request (zammad-cti check --timeout); a real Zammad answers a push in well under one.
-TIMEOUT = float(os.environ.get("ZAMMAD_CTI_TIMEOUT") or 10)
-# Scenarios replayed at once (zammad-cti check --concurrency): each uses call IDs of its own.
-CONCURRENCY = max(1, int(os.environ.get("ZAMMAD_CTI_CONCURRENCY") or 8))
 JSON_MEDIA_TYPE = "application/json"
 
 SCENARIOS = load_scenarios()
@@ -71,7 +66,7 @@ def replayer(contract_context: ContractContext) -> Any:
 
 @pytest.fixture(scope="module")
 def replayed(request: pytest.FixtureRequest, replayer: Replayer) -> dict[tuple[str, str], BaseException | None]:
-    """Every selected (scenario, encoding) replayed up front, CONCURRENCY at a time: its outcome.
+    """Every selected (scenario, encoding) replayed up front, ``--concurrency`` at a time: its outcome.
 
     Scenarios are independent (call IDs of their own), and against a slow
     target waiting for each answer in turn is what makes a check slow. Each
@@ -90,7 +85,8 @@ def replayed(request: pytest.FixtureRequest, replayer: Replayer) -> dict[tuple[s
             return exc
         return None
 
-    pool = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="replay")
+    # Scenarios are independent (call IDs of their own); each sends its steps in order.
+    pool = ThreadPoolExecutor(max_workers=replayer.context.concurrency, thread_name_prefix="replay")
     try:
         results = list(pool.map(outcome, cases))
     finally:
@@ -174,7 +170,7 @@ class Replayer:
             log = None  # the caller log refused the API token once: said once, not checked again
         for number, step in enumerate(run.steps, 1):
             where = f"{run.label} step {number} '{step.name}'"
-            send_step(http, target, run, step, where)
+            send_step(http, target, run, step, where, self.context.timeout)
             if step.caller_log and log is not None and not log.check(run, step.caller_log,
                                                                      f"{where}: caller log after this step"):
                 log = None
@@ -195,7 +191,8 @@ def config_name(context: ContractContext, scenario: Scenario) -> str:
 # --- one push -----------------------------------------------------------------------
 
 
-def send_step(http: requests.Session, target: Target, run: ScenarioRun, step: Step, where: str) -> None:
+def send_step(http: requests.Session, target: Target, run: ScenarioRun, step: Step, where: str,
+              timeout: float) -> None:
     """Send ``step`` and raise a :class:`ContractFailure` unless the answer is the expected one."""
     __tracebackhide__ = True
     token = target.token if step.token == "valid" else f"wrong-{secrets.token_hex(8)}"
@@ -210,7 +207,7 @@ def send_step(http: requests.Session, target: Target, run: ScenarioRun, step: St
         note_created_call(step.request.get("callId") or step.request.get("call_id"))
     try:
         kwargs = request_kwargs(step.request, run.encoding)
-        response = http.post(target.endpoint_url_with(token), timeout=TIMEOUT, **kwargs)
+        response = http.post(target.endpoint_url_with(token), timeout=timeout, **kwargs)
     except requests.RequestException as exc:
         # requests puts the full URL, token included, into its messages.
         raise failure(f"no answer: {type(exc).__name__}: {target.mask(str(exc))}", None, None) from None
@@ -254,7 +251,7 @@ class CallerLogReader:
         __tracebackhide__ = True
         try:
             headers = caller_log_headers(self.context)
-            response = self.http.get(self.target.caller_log_url, headers=headers, timeout=TIMEOUT)
+            response = self.http.get(self.target.caller_log_url, headers=headers, timeout=self.context.timeout)
         except requests.RequestException as exc:
             actual = f"  actual:   {type(exc).__name__}: {exc}"
             raise self._fail(f"{where}: cannot read the caller log", [actual]) from None

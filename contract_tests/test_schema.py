@@ -55,14 +55,23 @@ Checks
 
 schemathesis' failure (an exception group) is re-raised as a plain
 ``AssertionError``, its text passed through ``Target.mask`` once more.
+
+Concurrency
+    Both tests are :func:`contract_tests.pipeline.pipelined`: Hypothesis
+    draws the cases (examples, coverage, fuzzing) in the test's thread, and
+    up to ``--concurrency`` of them are sent and checked at once; the test
+    fails after the last answer, with the first case of each distinct
+    failure in full. ``--concurrency 1`` sends them one after the other.
 """
 
 from __future__ import annotations
 
+import copy
 import email.parser
 import email.policy
 import json
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -77,7 +86,7 @@ from mock_server.resources import openapi_path
 from mock_server.zammad.calls import call_id_of
 from mock_server.zammad.params import fold_pairs
 
-from . import checks
+from . import checks, pipeline
 from .context import CALL_ID_PREFIX, current_context, new_call_id
 from .failures import contract_failure
 from .requests_builder import ENCODINGS, request_kwargs
@@ -198,17 +207,19 @@ def _fold(pairs: Iterator[tuple[str, Any]] | list[tuple[str, Any]]) -> dict[str,
 
 # --- the project's rules as schemathesis checks ----------------------------------------------
 
-# Every rule reads the same answer: parse it once (schemathesis runs a response's checks in a row).
-_last_answer: list[Any] = [None, None]
+# Every rule reads the same answer: parse it once (schemathesis runs a response's checks in a row,
+# in the thread that sent the case; the pipeline sends several cases at once, hence one per thread).
+_last_answer = threading.local()
 
 
 def _answer(response: Any, case: Any) -> tuple[dict[str, Any] | None, Any]:
     """The parameters the push carried (None for another operation, or when unreadable) and the answer's body."""
-    if _last_answer[0] is not response:
+    if getattr(_last_answer, "response", None) is not response:
         content_type = (response.headers.get("content-type") or [None])[0]
         params = sent_params(response.request) if case.operation.path == PUSH_PATH else None
-        _last_answer[:] = [response, (params, checks.decode_answer(content_type, response.content))]
-    return _last_answer[1]
+        _last_answer.parsed = (params, checks.decode_answer(content_type, response.content))
+        _last_answer.response = response
+    return _last_answer.parsed
 
 
 def _register(rule: checks.Check) -> None:
@@ -271,10 +282,40 @@ class TokenSession(requests.Session):
         return super().send(request, **kwargs)
 
 
+class Sessions:
+    """One keep-alive :class:`TokenSession` per thread (a requests.Session is not meant to be shared)."""
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self._local = threading.local()
+        self._all: list[TokenSession] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> TokenSession:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = TokenSession(self._target)
+            with self._lock:
+                self._all.append(session)
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._all:
+                session.close()
+            self._all.clear()
+
+
 @pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
-    with TokenSession(current_context().target) as session:
-        yield session
+def sessions() -> Iterator[Sessions]:
+    held = Sessions(current_context().target)
+    yield held
+    held.close()
+
+
+@pytest.fixture(scope="module")
+def http(sessions: Sessions) -> requests.Session:
+    return sessions.get()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -286,29 +327,70 @@ def _working_integration() -> None:
 
 
 def call_and_validate(case: Any, session: requests.Session) -> None:
-    """Send the case with fresh callIds and run every enabled check; the token is masked in failures."""
-    target = current_context().target
-    rewrite_call_ids(case.body)
-    rewrite_call_ids(case.query)
+    """Send the case and run every enabled check; the token is masked in failures.
+
+    A failure says what makes it distinct (:data:`pipeline.DISTINCT_AS`: the
+    schemathesis failures it holds), so that the pipeline reports one case
+    per distinct failure, as Hypothesis did.
+    """
+    context = current_context()
+    target = context.target
     try:
-        case.call_and_validate(base_url=target.base_url, session=session)
+        case.call_and_validate(base_url=target.base_url, session=session, timeout=context.timeout)
     except (FailureGroup, AssertionError) as exc:
         # A plain AssertionError reads better than the exception group; mask once more, to be sure.
-        raise AssertionError(target.mask(str(exc)).replace(_ENCODED_MASK, MASK)) from None
+        failure = AssertionError(target.mask(str(exc)).replace(_ENCODED_MASK, MASK))
+        found = exc.exceptions if isinstance(exc, FailureGroup) else (exc,)
+        # "ST901 Custom check failed: `dial_follows_routing_table`": the code and title name the check.
+        setattr(failure, pipeline.DISTINCT_AS,
+                tuple(sorted({f"{getattr(f, 'code', type(f).__name__)} {getattr(f, 'title', '')}" for f in found})))
+        raise failure from None
+    except requests.RequestException as exc:
+        # requests puts the full URL, token included, into its messages.
+        raise AssertionError(f"no answer within {context.timeout:g}s (--timeout) or no connection: "
+                             f"{type(exc).__name__}: {target.mask(str(exc))}\n  request:  {case.method} "
+                             f"{target.masked_url}") from None
+
+
+def send_case(case: Any, sessions: Sessions) -> None:
+    """Give the case fresh callIds now (in the order drawn), then hand it to the pipeline.
+
+    The body and query are copied first: Hypothesis may hand the same dict to
+    two cases, and one still waiting to be sent must keep the callId it got.
+    The copy is the same value, so schemathesis is not told of an edit (its
+    ``__setattr__`` would re-classify the case); it reads the callIds
+    rewritten in place as it did before.
+    """
+    for name in ("body", "query"):
+        object.__setattr__(case, name, copy.deepcopy(getattr(case, name)))
+    rewrite_call_ids(case.body)
+    rewrite_call_ids(case.query)
+    pipeline.submit(describe_case(case), lambda: call_and_validate(case, sessions.get()))
+
+
+def describe_case(case: Any) -> str:
+    """``coverage phase: Missing `callId` at body``: the phase and what schemathesis made the case for."""
+    phase = getattr(getattr(case, "meta", None), "phase", None)
+    if phase is None:
+        return f"{case.method} {case.operation.path}"
+    description = getattr(phase.data, "description", None)
+    return f"{phase.name} phase" + (f": {description}" if description else "") + f" ({case.method})"
 
 
 @pytest.mark.contract_examples
 @examples_schema.parametrize()
-def test_examples(case: Any, http: requests.Session) -> None:
+@pipeline.pipelined
+def test_examples(case: Any, sessions: Sessions) -> None:
     """Every named example of openapi.yaml, in each media type that declares it."""
-    call_and_validate(case, http)
+    send_case(case, sessions)
 
 
 @pytest.mark.contract_fuzz
 @fuzz_schema.parametrize()
-def test_coverage_and_fuzzing(case: Any, http: requests.Session) -> None:
-    """schemathesis' deterministic boundary and negative cases, then generated ones."""
-    call_and_validate(case, http)
+@pipeline.pipelined
+def test_coverage_and_fuzzing(case: Any, sessions: Sessions) -> None:
+    """schemathesis' deterministic boundary and negative cases, then generated ones, --concurrency at a time."""
+    send_case(case, sessions)
 
 
 # --- the token check ---------------------------------------------------------------------------
@@ -334,7 +416,8 @@ def test_wrong_token_is_refused(kind: str, encoding: str, http: requests.Session
     token = make_token(target.token)
     params = {"event": "newCall", "from": "493023125741", "to": "498912345678", "direction": "out",
               "callId": new_call_id(), "user": "Christopher Miller"}
-    response = http.post(target.endpoint_url_with(token), timeout=30, **request_kwargs(params, encoding))
+    response = http.post(target.endpoint_url_with(token), timeout=current_context().timeout,
+                         **request_kwargs(params, encoding))
     body = checks.decode_answer(response.headers.get("Content-Type"), response.content)
     context = current_context()
     expected = checks.expected_error("invalid-token", context.profile)
