@@ -11,9 +11,10 @@ finishes, so the runner can show progress while the run goes on:
     (scenario, request, expected, actual, curl), not pytest's traceback.
 ``{"kind": "collect_error", "nodeid", "failure"}``
     a suite module that could not be collected.
-``{"kind": "facts", "created_calls", "answer_times", "notes"}``
-    the call IDs the run sent newCalls with, and per suite the seconds the
-    target took to answer each push; written when the session ends.
+``{"kind": "facts", "created_calls", "unanswered_calls", "answer_times", "notes"}``
+    the call IDs of the newCalls the target accepted (2xx) and of those it
+    never answered, and per suite the seconds the target took to answer each
+    push; written when the session ends.
 ``{"kind": "session", "exitstatus", "collected"}``
     the last line, written when the session ends.
 
@@ -170,7 +171,8 @@ class ResultsRecorder:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         with context._record_lock:
-            facts = {"created_calls": list(context.CREATED_CALL_IDS), "notes": list(context.RUN_NOTES),
+            facts = {"created_calls": list(context.CREATED_CALL_IDS),
+                     "unanswered_calls": list(context.UNANSWERED_CALL_IDS), "notes": list(context.RUN_NOTES),
                      "answer_times": {suite: list(times) for suite, times in context.ANSWER_TIMES.items()}}
         self._write({"kind": "facts", **facts})
         self._write({"kind": "session", "exitstatus": int(exitstatus), "collected": self._collected})

@@ -36,23 +36,28 @@ def new_call_id(tag: str = "") -> str:
 
     Repeated runs against one staging Zammad never collide on a callId.
     """
-    call_id = f"{CALL_ID_PREFIX}{_RUN_ID}-{tag}{next(_SERIAL):05d}"
-    note_created_call(call_id)  # may become a caller-log entry on the target
-    return call_id
+    return f"{CALL_ID_PREFIX}{_RUN_ID}-{tag}{next(_SERIAL):05d}"
 
 
 # What the run did to the target, for the summary (written out by contract_tests._results).
 _record_lock = threading.Lock()
-CREATED_CALL_IDS: list[str] = []
+CREATED_CALL_IDS: dict[str, None] = {}  # in the order the target accepted them
+UNANSWERED_CALL_IDS: dict[str, None] = {}
 ANSWER_TIMES: dict[str, list[float]] = {}
 
 
-def note_created_call(call_id: object) -> None:
-    """A newCall the run sent: the target's caller log may now hold this call ID (never deleted by the check)."""
-    if isinstance(call_id, str):
-        with _record_lock:
-            if call_id not in CREATED_CALL_IDS:
-                CREATED_CALL_IDS.append(call_id)
+def note_created_call(call_id: str) -> None:
+    """A newCall the target accepted (2xx): its caller log holds this call ID now (the check deletes nothing)."""
+    with _record_lock:
+        CREATED_CALL_IDS.setdefault(call_id, None)
+        UNANSWERED_CALL_IDS.pop(call_id, None)
+
+
+def note_unanswered_call(call_id: str) -> None:
+    """A newCall that got no answer (timeout, connection lost): the target may or may not have logged it."""
+    with _record_lock:
+        if call_id not in CREATED_CALL_IDS:
+            UNANSWERED_CALL_IDS.setdefault(call_id, None)
 
 
 RUN_NOTES: list[str] = []  # said once in the summary, e.g. that the caller log refused the API token
@@ -95,6 +100,16 @@ class ContractContext:
     profile_source: str = ""  # how the profile was chosen, for the report header
     _mocks: dict[Path, MockServer] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    slots: threading.BoundedSemaphore = field(init=False, repr=False)  # one per request in flight
+
+    def __post_init__(self) -> None:
+        self.slots = threading.BoundedSemaphore(max(1, self.concurrency))
+
+    def session(self) -> requests.Session:
+        """A session for requests to the target: at most ``concurrency`` of the run's requests at once."""
+        from .transport import target_session  # transport reads this module's notes
+
+        return target_session(self.slots)
 
     @classmethod
     def create(cls, target_url: str | None, config_path: str | Path | None, api_token: str | None = None,

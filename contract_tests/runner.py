@@ -267,7 +267,8 @@ class RunResults:
     tests: list[TestResult] = field(default_factory=list)
     collect_errors: list[tuple[str, str]] = field(default_factory=list)
     session: dict[str, Any] | None = None
-    created_calls: list[str] = field(default_factory=list)
+    created_calls: list[str] = field(default_factory=list)  # newCalls the target accepted (2xx)
+    unanswered_calls: list[str] = field(default_factory=list)  # newCalls it never answered
     notes: list[str] = field(default_factory=list)
     answer_times: dict[str, list[float]] = field(default_factory=dict)
 
@@ -284,6 +285,7 @@ class RunResults:
             self.session = record
         elif kind == "facts":
             self.created_calls = list(record.get("created_calls") or [])
+            self.unanswered_calls = list(record.get("unanswered_calls") or [])
             self.notes = [str(note) for note in record.get("notes") or []]
             self.answer_times = {k: [float(t) for t in v] for k, v in (record.get("answer_times") or {}).items()}
         return None
@@ -768,7 +770,7 @@ def _report(options: CheckOptions, results: RunResults, returncode: int | None, 
         verdict = f"PASSED: {total.passed} tests passed"
     if total.skipped and code in (EXIT_OK, EXIT_FAILED):
         verdict += f", {total.skipped} skipped"
-    write(_created_calls(options, results.created_calls))
+    write(_created_calls(options, results.created_calls, results.unanswered_calls))
     write(f"\n{verdict} in {elapsed:.1f}s against {describe_target(options)} (exit {code})\n")
 
     if pytest_failed and not verbose:
@@ -822,15 +824,28 @@ def _slow_new_calls(answer_times: dict[str, list[float]]) -> str:
             "Zammad's caller ID or block decision\n")
 
 
-def _created_calls(options: CheckOptions, call_ids: Sequence[str]) -> str:
-    """The call IDs the run may have left in the target's caller log: the check deletes nothing."""
-    if not options.target or not call_ids:
+def _created_calls(options: CheckOptions, call_ids: Sequence[str], unanswered: Sequence[str] = ()) -> str:
+    """The call IDs the run left in the target's caller log: the check deletes nothing.
+
+    Only newCalls the target accepted (2xx) are listed and written: one it
+    refused (401, 422, 500...) created nothing. One it never answered may or
+    may not be logged; those are named apart, never written to the file.
+    """
+    if not options.target or not (call_ids or unanswered):
         return ""
+    what = "newCalls the target accepted (2xx); refused ones created nothing and are not listed"
     if options.created_calls is not None:
         options.created_calls.write_text("".join(f"{call_id}\n" for call_id in call_ids), encoding="utf-8")
-        return f"\ncreated calls: {len(call_ids)} call IDs written to {options.created_calls} (nothing was deleted)\n"
-    shown = call_ids[:CREATED_CALLS_LISTED]
-    more = (f"\n  ... and {len(call_ids) - len(shown)} more (--created-calls FILE lists all)"
-            if len(shown) < len(call_ids) else "")
-    lines = "".join(f"\n  {call_id}" for call_id in shown)
-    return f"\ncreated calls ({len(call_ids)}; nothing was deleted, an admin can remove them):{lines}{more}\n"
+        text = (f"\ncreated calls: {len(call_ids)} call IDs written to {options.created_calls} ({what}; "
+                "nothing was deleted)\n")
+    else:
+        shown = call_ids[:CREATED_CALLS_LISTED]
+        more = (f"\n  ... and {len(call_ids) - len(shown)} more (--created-calls FILE lists all)"
+                if len(shown) < len(call_ids) else "")
+        lines = "".join(f"\n  {call_id}" for call_id in shown)
+        text = (f"\ncreated calls: {len(call_ids)} ({what}; nothing was deleted, an admin can remove them):"
+                f"{lines}{more}\n")
+    if unanswered:
+        listed = ", ".join(unanswered[:5]) + (", ..." if len(unanswered) > 5 else "")
+        text += (f"  {len(unanswered)} more newCalls got no answer; the target may have logged them: {listed}\n")
+    return text

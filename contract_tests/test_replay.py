@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import requests
 
-from contract_tests.context import ContractContext, caller_log_headers, note_created_call, note_once
+from contract_tests.context import ContractContext, caller_log_headers, note_once
 from contract_tests.failures import ContractFailure, contract_failure, response_body
 from contract_tests.needs import NeedUnmet
 from contract_tests.requests_builder import request_kwargs
@@ -125,7 +125,7 @@ class Replayer:
         """This thread's keep-alive session (a requests.Session is not meant to be shared by threads)."""
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = requests.Session()
+            session = self._local.session = self.context.session()
             with self._lock:
                 self._sessions.append(session)
         return session
@@ -203,8 +203,6 @@ def send_step(http: requests.Session, target: Target, run: ScenarioRun, step: St
             expected=step.expect.describe(), actual_status=status, actual_body=body, token=token,
         )
 
-    if step.request.get("event") == "newCall" and step.token == "valid":
-        note_created_call(step.request.get("callId") or step.request.get("call_id"))
     try:
         kwargs = request_kwargs(step.request, run.encoding)
         response = http.post(target.endpoint_url_with(token), timeout=timeout, **kwargs)

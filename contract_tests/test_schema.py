@@ -67,14 +67,11 @@ Concurrency
 from __future__ import annotations
 
 import copy
-import email.parser
-import email.policy
-import json
 import re
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import pytest
 import requests
@@ -84,13 +81,14 @@ from schemathesis.core.failures import FailureGroup
 
 from mock_server.resources import openapi_path
 from mock_server.zammad.calls import call_id_of
-from mock_server.zammad.params import fold_pairs
 
 from . import checks, pipeline
-from .context import CALL_ID_PREFIX, current_context, new_call_id
+from .context import CALL_ID_PREFIX, ContractContext, current_context, new_call_id
 from .failures import contract_failure
 from .requests_builder import ENCODINGS, request_kwargs
 from .target import MASK, Target
+from .transport import target_session
+from .wire import sent_params
 
 PUSH_PATH = "/api/v1/cti/{token}"
 _ENCODED_MASK = quote(MASK, safe="")  # how a multipart case's URL shows the mask
@@ -149,60 +147,6 @@ def rewrite_call_ids(container: Any) -> None:
             call_id = new_call_id()
             fresh[value] = call_id.ljust(len(value), "x") if len(value) > checks.MAX_CALL_ID_LENGTH else call_id
         container[key] = fresh[value]
-
-
-# --- what the target received ---------------------------------------------------------------
-
-
-def sent_params(request: requests.PreparedRequest) -> dict[str, Any] | None:
-    """The parameters Zammad builds from the request sent: query, then the body on top (Rails params).
-
-    Read from the wire rather than from ``case.body``: a form value that was
-    an integer or a one-element list in the case is a plain string on the
-    wire, and that is what Zammad's rules see. None when the body is one a
-    Rails app cannot parse (the contract only fixes the shape of that answer).
-    """
-    raw = request.body or b""
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8")
-    content_type = request.headers.get("Content-Type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    try:
-        params = _fold(parse_qsl(urlsplit(request.url or "").query, keep_blank_values=True))
-        if media_type == "application/json" or media_type.endswith("+json"):
-            if raw.strip():
-                data = json.loads(raw.decode("utf-8"))
-                params.update(data if isinstance(data, dict) else {"_json": data})
-        elif media_type == "application/x-www-form-urlencoded":
-            params.update(_fold(parse_qsl(raw.decode("utf-8"), keep_blank_values=True)))
-        elif media_type == "multipart/form-data":
-            params.update(_fold(_multipart_fields(content_type, raw)))
-        # Any other content type: Rails leaves the body alone.
-    except ValueError:  # not JSON, not UTF-8, nested deeper than Rack reads
-        return None
-    return params
-
-
-def _multipart_fields(content_type: str, raw: bytes) -> Iterator[tuple[str, Any]]:
-    # compat32: the structured-header policies are a hundred times slower and find nothing more here.
-    message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + raw
-    )
-    if not message.is_multipart():
-        raise ValueError("a multipart body without parts")  # no boundary, or none found: Rails cannot read it
-    for part in message.get_payload():
-        name = part.get_param("name", header="content-disposition")
-        if name is None:
-            continue
-        payload = part.get_payload(decode=True) or b""
-        # A file part reaches Rails as an upload object, never as a plain string.
-        value = object() if part.get_filename() is not None else payload.decode("utf-8")
-        yield name, value
-
-
-def _fold(pairs: Iterator[tuple[str, Any]] | list[tuple[str, Any]]) -> dict[str, Any]:
-    """Rails folding, by the rules module: ``k[]`` collects a list, a repeated ``k`` keeps its last value."""
-    return fold_pairs(pairs).values  # ParamsTooDeep is a ValueError
 
 
 # --- the project's rules as schemathesis checks ----------------------------------------------
@@ -285,8 +229,8 @@ class TokenSession(requests.Session):
 class Sessions:
     """One keep-alive :class:`TokenSession` per thread (a requests.Session is not meant to be shared)."""
 
-    def __init__(self, target: Target) -> None:
-        self._target = target
+    def __init__(self, context: ContractContext) -> None:
+        self._context = context
         self._local = threading.local()
         self._all: list[TokenSession] = []
         self._lock = threading.Lock()
@@ -294,7 +238,7 @@ class Sessions:
     def get(self) -> TokenSession:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = TokenSession(self._target)
+            session = self._local.session = target_session(self._context.slots, TokenSession(self._context.target))
             with self._lock:
                 self._all.append(session)
         return session
@@ -308,7 +252,7 @@ class Sessions:
 
 @pytest.fixture(scope="module")
 def sessions() -> Iterator[Sessions]:
-    held = Sessions(current_context().target)
+    held = Sessions(current_context())
     yield held
     held.close()
 

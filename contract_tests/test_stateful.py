@@ -381,7 +381,7 @@ def test_call_lifecycles(contract_context: ContractContext) -> None:
         pytest.skip(f"the target's configuration says {refusal}")
     plan = lanes(SETTINGS.max_examples, contract_context.concurrency)
     if len(plan) == 1:
-        with requests.Session() as session:
+        with contract_context.session() as session:
             run_state_machine_as_test(lambda: CallLifecycle(contract_context, session), settings=SETTINGS)
         return
     run_lanes(contract_context, plan)
@@ -398,7 +398,7 @@ def run_lanes(context: ContractContext, plan: list[int]) -> None:
     stopping = threading.Event()
 
     def lane(index: int) -> BaseException | None:
-        with requests.Session() as session:
+        with context.session() as session:
             test = get_state_machine_test(lambda: CallLifecycle(context, session, stopping),
                                           settings=settings(SETTINGS, max_examples=plan[index]))
             if settings.default.derandomize:  # one fixed seed would give every lane the same examples

@@ -1,0 +1,167 @@
+"""`zammad-cti check --concurrency N`: never more than N requests at the target at once; 1 is one after the other.
+
+The target is the faithful mock behind a counter of the requests it is
+answering at any moment (each held a few milliseconds, so that requests sent
+together really overlap). All four suites run against it, once with
+``--concurrency 3`` and once with ``--concurrency 1``, side by side. The same
+runs pin the created-calls list: exactly the call IDs the target's caller log
+holds, none of the newCalls it refused.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from agent import AGENT_AUTH
+from broken_targets import ServedTarget, documented_config, faithful_app, serve_app
+
+CHECK = Path(sys.executable).with_name("zammad-cti")
+HOLD_SECONDS = 0.005  # each answer takes this long at least, so that concurrent requests overlap
+RUN_TIMEOUT = 300
+
+
+class InFlight:
+    """WSGI middleware: how many requests to the CTI endpoint (pushes and caller log) are being answered."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self.now = 0
+        self.most = 0
+        self.requests = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not environ.get("PATH_INFO", "").startswith("/api/v1/cti/"):
+            return self.app(environ, start_response)
+        with self._lock:
+            self.now += 1
+            self.requests += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(HOLD_SECONDS)
+            return list(self.app(environ, start_response))  # the whole answer, inside the count
+        finally:
+            with self._lock:
+                self.now -= 1
+
+
+@dataclass
+class CountedRun:
+    target: ServedTarget
+    counter: InFlight
+    result: subprocess.CompletedProcess[str]
+    created: Path
+
+    @property
+    def output(self) -> str:
+        return self.result.stdout + self.result.stderr
+
+
+def _check(target: ServedTarget, concurrency: int, created: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CTI_TARGET", "CTI_TARGET_CONFIG", "ZAMMAD_API_TOKEN")}
+    return subprocess.run([str(CHECK), "check", "--target", target.endpoint_url, "--concurrency", str(concurrency),
+                           "--created-calls", str(created)],
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, CountedRun]]:
+    """The full check at --concurrency 3 and 1, each against a counted faithful mock of its own."""
+    config = documented_config()
+    config["cti_config"]["view_limit"] = 1000  # the caller log shows every call of the run
+    with ExitStack() as stack:
+        served: dict[int, tuple[ServedTarget, InFlight]] = {}
+        for concurrency in (3, 1):
+            counter = InFlight(faithful_app(config))
+            served[concurrency] = (stack.enter_context(serve_app(counter, f"counted-{concurrency}")), counter)
+        folder = tmp_path_factory.mktemp("created")
+
+        def run(concurrency: int) -> CountedRun:
+            target, counter = served[concurrency]
+            created = folder / f"created-{concurrency}.txt"
+            return CountedRun(target, counter, _check(target, concurrency, created), created)
+
+        with ThreadPoolExecutor(2) as pool:
+            yield dict(zip(served, pool.map(run, served), strict=True))
+
+
+def test_never_more_requests_at_once_than_concurrency(runs: dict[int, CountedRun]) -> None:
+    run = runs[3]
+    assert run.result.returncode == 0, run.output[-4000:]
+    assert run.counter.most <= 3, f"the target answered {run.counter.most} requests at once with --concurrency 3"
+    assert run.counter.most >= 2, "nothing was sent concurrently: the suites ran one request after the other"
+
+
+def test_concurrency_one_sends_one_request_after_the_other(runs: dict[int, CountedRun]) -> None:
+    run = runs[1]
+    assert run.result.returncode == 0, run.output[-4000:]
+    assert run.counter.most == 1, f"the target answered {run.counter.most} requests at once with --concurrency 1"
+    # The same cases either way: the concurrent run sends at least nine tenths of the sequential one's requests
+    # (the suites draw random cases, so the counts differ a little).
+    assert runs[3].counter.requests >= 0.9 * run.counter.requests, (runs[3].counter.requests, run.counter.requests)
+
+
+def _caller_log_ids(target: ServedTarget) -> set[str]:
+    log = requests.get(f"{target.url}/api/v1/cti/log", headers=AGENT_AUTH, timeout=10).json()["list"]
+    return {entry["call_id"] for entry in log if entry["call_id"].startswith("zcti-check-")}
+
+
+def _refused_new_calls(target: ServedTarget) -> set[str]:
+    """Call IDs whose every newCall the target refused (a duplicate's ID was accepted once, so it is not here)."""
+    journal = requests.get(f"{target.url}/__admin/requests", params={"limit": 100000}, timeout=30).json()["requests"]
+    new_calls = [entry for entry in journal if entry.get("event") == "newCall"
+                 and str(entry.get("call_id") or "").startswith("zcti-check-")]
+    accepted = {entry["call_id"] for entry in new_calls if 200 <= entry["status"] < 300}
+    return {entry["call_id"] for entry in new_calls if entry["status"] >= 400} - accepted
+
+
+@pytest.mark.parametrize("concurrency", [3, 1])
+def test_created_calls_are_the_accepted_new_calls(runs: dict[int, CountedRun], concurrency: int) -> None:
+    run = runs[concurrency]
+    written = run.created.read_text(encoding="utf-8").split()
+    assert len(written) == len(set(written)), "a call ID is listed twice"
+    assert set(written) == _caller_log_ids(run.target), "the list differs from the target's caller log"
+    refused = _refused_new_calls(run.target)
+    assert refused, "the run sent no newCall the target refused: the test shows nothing"
+    assert not refused & set(written), f"refused newCalls listed as created: {sorted(refused & set(written))[:5]}"
+    assert f"created calls: {len(written)} call IDs written to" in run.output
+    assert "newCalls the target accepted (2xx)" in run.output
+
+
+def test_created_calls_cut_long_call_ids_as_zammad_does() -> None:
+    """The fuzz suite sends callIds over 250 characters; Zammad logs them cut, and so does the list."""
+    from contract_tests import context, transport
+
+    prepared = requests.Request("POST", "http://127.0.0.1:9/api/v1/cti/t", json={
+        "event": "newCall", "callId": "zcti-check-" + "x" * 300}).prepare()
+    before = dict(context.CREATED_CALL_IDS)
+    try:
+        transport._note_call(prepared, 200)
+        added = [call_id for call_id in context.CREATED_CALL_IDS if call_id not in before]
+        assert added == ["zcti-check-" + "x" * 239]
+        transport._note_call(requests.Request("POST", "http://127.0.0.1:9/api/v1/cti/t", data={
+            "event": "newCall", "callId": "zcti-check-refused"}).prepare(), 500)
+        assert "zcti-check-refused" not in context.CREATED_CALL_IDS
+    finally:
+        context.CREATED_CALL_IDS.clear()
+        context.CREATED_CALL_IDS.update(before)
+
+
+def test_the_token_stays_masked(runs: dict[int, CountedRun]) -> None:
+    from broken_targets import TOKEN
+
+    for run in runs.values():
+        assert TOKEN not in run.output and TOKEN not in run.created.read_text(encoding="utf-8")
+
