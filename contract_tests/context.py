@@ -73,6 +73,42 @@ def note_once(text: str) -> bool:
 
 
 NEW_CALL_TIMES = "newCall"  # the key of ANSWER_TIMES for newCall answers, of any suite
+_thread_suite = threading.local()
+_running_suite: list[str | None] = [None]  # the suite of the test running now (contract_tests._results sets it)
+
+
+def work_for_suite(suite: str) -> None:
+    """This thread sends for ``suite`` whatever test runs now (the replay process's threads)."""
+    _thread_suite.name = suite
+
+
+def set_running_suite(suite: str | None) -> None:
+    _running_suite[0] = suite
+
+
+def current_suite() -> str | None:
+    """The suite a request sent now is for: its thread's, else the running test's."""
+    return getattr(_thread_suite, "name", None) or _running_suite[0]
+
+
+def facts() -> dict[str, Any]:
+    """What the run did to the target, for the summary."""
+    with _record_lock:
+        return {"created_calls": list(CREATED_CALL_IDS), "unanswered_calls": list(UNANSWERED_CALL_IDS),
+                "notes": list(RUN_NOTES), "answer_times": {suite: list(times) for suite, times in ANSWER_TIMES.items()}}
+
+
+def merge_facts(found: dict[str, Any]) -> None:
+    """Add what another process of the run (the replay process, contract_tests.ahead) did to the target."""
+    for call_id in found.get("created_calls") or ():
+        note_created_call(call_id)
+    for call_id in found.get("unanswered_calls") or ():
+        note_unanswered_call(call_id)
+    for note in found.get("notes") or ():
+        note_once(note)
+    with _record_lock:
+        for suite, times in (found.get("answer_times") or {}).items():
+            ANSWER_TIMES.setdefault(suite, []).extend(float(t) for t in times)
 
 
 def note_answer_time(suite: str, seconds: float, new_call: bool = False) -> None:

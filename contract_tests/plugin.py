@@ -17,16 +17,19 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from mock_server.zammad.profiles import UnknownProfile
 
 from . import pipeline
+from .ahead import AheadOutcomes
 from .context import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ContractContext, activate
 from .target import Target, TargetError
 
 _CONTEXT_KEY = pytest.StashKey[ContractContext]()
+AHEAD = pytest.StashKey[AheadOutcomes]()  # the fixtures' outcomes from the replay process, when there is one
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,6 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cti-concurrency", type=int, metavar="N",
                     default=int(os.environ.get("ZAMMAD_CTI_CONCURRENCY") or DEFAULT_CONCURRENCY),
                     help=f"Requests in flight at once at most (default {DEFAULT_CONCURRENCY}; 1: one after the other).")
+    group.addoption("--cti-replay-ahead", metavar="OUTCOMES",
+                    help="The fixture scenarios' outcomes, as a replay process started beside pytest writes them "
+                         "(zammad-cti check against a target; see contract_tests.ahead).")
     group.addoption("--cti-timeout", type=float, metavar="SECONDS",
                     default=float(os.environ.get("ZAMMAD_CTI_TIMEOUT") or DEFAULT_TIMEOUT),
                     help=f"Per-request limit in seconds (default {DEFAULT_TIMEOUT:g}).")
@@ -75,9 +81,15 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[_CONTEXT_KEY] = context
     activate(context)
+    outcomes = config.getoption("--cti-replay-ahead")
+    if outcomes:
+        config.stash[AHEAD] = AheadOutcomes(Path(outcomes), context.slots, context.concurrency)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    ahead = config.stash.get(AHEAD, None)
+    if ahead is not None:
+        ahead.close()
     context = config.stash.get(_CONTEXT_KEY, None)
     if context is not None:
         context.close()
@@ -91,7 +103,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     if not pipeline.is_pipelined(getattr(pyfuncitem, "test_function", pyfuncitem.obj)):
         return (yield)
     context = pyfuncitem.config.stash[_CONTEXT_KEY]
-    with pipeline.running(context.concurrency) as running:
+    # Twice as many cases in the pipeline as slots on the wire: checking an answer takes no slot.
+    with pipeline.running(1 if context.concurrency <= 1 else 2 * context.concurrency) as running:
         result = yield
     failure = running.failure_report()
     if failure is not None:

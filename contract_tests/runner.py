@@ -419,7 +419,7 @@ def _mask_bad_target(url: str, message: str) -> str:
 
 
 def pytest_command(suites: Sequence[str], ini_path: Path, verbosity: int = 0,
-                   junit_path: Path | None = None, color: bool = False) -> list[str]:
+                   junit_path: Path | None = None, color: bool = False, ahead: Path | None = None) -> list[str]:
     """The child's command line (no secrets on it: they travel in the environment)."""
     command = [
         # -P: the working directory (the package) must not become a top-level import path.
@@ -436,6 +436,8 @@ def pytest_command(suites: Sequence[str], ini_path: Path, verbosity: int = 0,
         "-m", " or ".join(f"contract_{suite}" for suite in suites),
         "--color=yes" if color else "--color=no",
     ]
+    if ahead is not None:
+        command += ["--cti-replay-ahead", str(ahead)]
     if verbosity <= 0:
         command += ["-q", "--tb=short"]
     elif verbosity >= 2:
@@ -621,7 +623,16 @@ def run_check(options: CheckOptions, out: TextIO | None = None) -> int:
         results_path.touch()
         junit_tmp = workdir / "junit.xml" if options.junit else None
         color = verbose and hasattr(out, "isatty") and out.isatty()
-        command = pytest_command(options.suites, ini_path, options.verbosity, junit_tmp, color)
+        env = child_environment(options, workdir, results_path)
+        # Against a target, the fixtures suite is replayed by a process of its own from now on, while
+        # pytest starts and collects (contract_tests.ahead); the built-in mock lives in pytest's process.
+        ahead = None
+        if options.target and "fixtures" in options.suites:
+            from .ahead import AheadProcess
+
+            ahead = AheadProcess(workdir / "fixtures-outcomes.jsonl", env, PACKAGE_DIR)
+        command = pytest_command(options.suites, ini_path, options.verbosity, junit_tmp, color,
+                                 ahead.outcomes if ahead else None)
 
         results = RunResults()
         tail = _ResultsTail(results_path)
@@ -629,12 +640,14 @@ def run_check(options: CheckOptions, out: TextIO | None = None) -> int:
         started = time.monotonic()
         interrupted = False
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   cwd=PACKAGE_DIR, env=child_environment(options, workdir, results_path))
+                                   cwd=PACKAGE_DIR, env=env)
         pump = _OutputPump(process.stdout, masker, out if verbose else None)
         pump.start()
         previous_sigterm = _install_sigterm_handler()
         try:
             while True:
+                if ahead is not None:
+                    ahead.check()
                 finished = process.poll() is not None
                 for record in tail.read():
                     result = results.add_record(record)
@@ -654,6 +667,8 @@ def run_check(options: CheckOptions, out: TextIO | None = None) -> int:
                 results.add_record(record)
         finally:
             _restore_sigterm_handler(previous_sigterm)
+            if ahead is not None:
+                ahead.stop()
             if process.stdout is not None:
                 process.stdout.close()
         elapsed = time.monotonic() - started

@@ -26,9 +26,9 @@ prints the whole step list that led to it.
 
 Concurrency: each step waits for its answer (the model needs it), so
 against a slow target one machine is slow. With ``--concurrency N`` (N > 1)
-the test runs up to N machines at once, each in a thread of its own with
-its own calls and session, their examples adding up to at least
-``SETTINGS.max_examples`` (:func:`lanes`). Hypothesis supports running a
+the test runs up to 2N machines at once (N requests on the wire at most),
+each in a thread of its own with its own calls and session, their examples
+adding up to ``SETTINGS.max_examples`` (:func:`lanes`). Hypothesis supports running a
 test in several threads since 6.136.9 (its thread-safety policy); each
 thread draws from its own random source, and a derandomized run (the ``ci``
 profile) gives each machine a seed of its own, so the machines explore
@@ -388,9 +388,15 @@ def test_call_lifecycles(contract_context: ContractContext) -> None:
 
 
 def lanes(examples: int, concurrency: int) -> list[int]:
-    """Examples per machine: ``concurrency`` machines at most, ``examples`` in all at least (22, 8 -> 8 x 3)."""
-    count = max(1, min(concurrency, examples))
-    return [-(-examples // count)] * count
+    """Examples per machine, ``examples`` in all: one machine at ``--concurrency 1``, else two per slot.
+
+    A machine holds a slot only while its request is on the wire; between
+    requests it draws and checks. Twice as many machines as slots keep the
+    wire full (22 examples, 8 slots: 16 machines, 6 of 2 examples and 10 of 1).
+    """
+    count = 1 if concurrency <= 1 else max(1, min(2 * concurrency, examples))
+    share, extra = divmod(examples, count)
+    return [share + 1] * extra + [share] * (count - extra)
 
 
 def run_lanes(context: ContractContext, plan: list[int]) -> None:

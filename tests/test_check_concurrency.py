@@ -148,11 +148,11 @@ def test_created_calls_cut_long_call_ids_as_zammad_does() -> None:
         "event": "newCall", "callId": "zcti-check-" + "x" * 300}).prepare()
     before = dict(context.CREATED_CALL_IDS)
     try:
-        transport._note_call(prepared, 200)
+        transport._note_push(prepared, 200, None)
         added = [call_id for call_id in context.CREATED_CALL_IDS if call_id not in before]
         assert added == ["zcti-check-" + "x" * 239]
-        transport._note_call(requests.Request("POST", "http://127.0.0.1:9/api/v1/cti/t", data={
-            "event": "newCall", "callId": "zcti-check-refused"}).prepare(), 500)
+        transport._note_push(requests.Request("POST", "http://127.0.0.1:9/api/v1/cti/t", data={
+            "event": "newCall", "callId": "zcti-check-refused"}).prepare(), 500, None)
         assert "zcti-check-refused" not in context.CREATED_CALL_IDS
     finally:
         context.CREATED_CALL_IDS.clear()
