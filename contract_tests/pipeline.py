@@ -5,8 +5,8 @@ answer time. A test marked :func:`pipelined` keeps Hypothesis drawing in the
 test's own thread and hands each case to the running :class:`Pipeline`
 (:func:`submit`), whose worker threads send it and run its checks, at most
 ``workers`` cases at once (the draw waits for a free worker; the requests on
-the wire are bounded by the run's slots, :mod:`contract_tests.transport`,
-so the plugin gives it two workers per slot). When Hypothesis has
+the wire are bounded by the run's slots too, :mod:`contract_tests.transport`).
+When Hypothesis has
 drawn its last case, the plugin (``contract_tests.plugin.pytest_pyfunc_call``)
 waits for the answers and raises one ``AssertionError`` for everything that
 failed: each distinct failure in full (case, request, expected, actual,

@@ -103,8 +103,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     if not pipeline.is_pipelined(getattr(pyfuncitem, "test_function", pyfuncitem.obj)):
         return (yield)
     context = pyfuncitem.config.stash[_CONTEXT_KEY]
-    # Twice as many cases in the pipeline as slots on the wire: checking an answer takes no slot.
-    with pipeline.running(1 if context.concurrency <= 1 else 2 * context.concurrency) as running:
+    with pipeline.running(context.concurrency) as running:
         result = yield
     failure = running.failure_report()
     if failure is not None:

@@ -10,6 +10,7 @@ holds, none of the newCalls it refused.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -165,3 +166,88 @@ def test_the_token_stays_masked(runs: dict[int, CountedRun]) -> None:
     for run in runs.values():
         assert TOKEN not in run.output and TOKEN not in run.created.read_text(encoding="utf-8")
 
+
+
+# --- the pieces ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 3, 8, 22, 40])
+def test_state_machines_share_the_examples(concurrency: int) -> None:
+    from contract_tests.test_stateful import SETTINGS, lanes
+
+    plan = lanes(SETTINGS.max_examples, concurrency)
+    assert sum(plan) == SETTINGS.max_examples and min(plan) >= 1
+    assert len(plan) == min(concurrency, SETTINGS.max_examples)  # one machine per slot; one at --concurrency 1
+
+
+def test_pipeline_with_one_worker_sends_in_order_in_the_callers_thread() -> None:
+    from contract_tests.pipeline import Pipeline
+
+    seen: list[tuple[int, str]] = []
+    pipe = Pipeline(1)
+    for number in range(5):
+        pipe.submit(f"case {number}", lambda n=number: seen.append((n, threading.current_thread().name)))
+    pipe.close()
+    assert seen == [(n, threading.current_thread().name) for n in range(5)]
+
+
+def test_pipeline_keeps_at_most_its_workers_busy_and_reports_each_distinct_failure() -> None:
+    from contract_tests.pipeline import Pipeline
+
+    busy, most, lock = [0], [0], threading.Lock()
+
+    def send(number: int) -> None:
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        time.sleep(0.01)
+        with lock:
+            busy[0] -= 1
+        if number % 5 == 0:
+            raise AssertionError(f"rule A broken\n  case {number}")
+        if number == 7:
+            raise AssertionError("rule B broken")
+
+    pipe = Pipeline(3)
+    for number in range(1, 21):
+        pipe.submit(f"drawn {number}", lambda n=number: send(n))
+    pipe.close()
+    assert most[0] == 3
+    report = str(pipe.failure_report())
+    assert report.startswith("5 of 20 cases failed (2 distinct failures")
+    assert "[1] case 5 of 20: drawn 5\n    rule A broken\n      case 5" in report
+    assert "(3 more cases failed the same way: 10, 15, 20)" in report
+    assert "[2] case 7 of 20: drawn 7\n    rule B broken" in report
+    assert Pipeline(2).failure_report() is None
+
+
+def test_replay_process_outcomes_hold_the_slots_until_the_last_line(tmp_path: Path) -> None:
+    """The pytest process sends nothing while the replay process may; a replay process that died is said so."""
+    from types import SimpleNamespace
+
+    import pytest as _pytest
+
+    from contract_tests.ahead import AheadOutcomes, ReplayError
+    from contract_tests.failures import ContractFailure
+
+    outcomes = tmp_path / "outcomes.jsonl"
+    outcomes.write_text(
+        json.dumps({"case": ["a", "json"], "outcome": "passed", "text": ""}) + "\n"
+        + json.dumps({"case": ["b", "json"], "outcome": "failed", "text": "b step 1: status 500"}) + "\n"
+        + json.dumps({"case": ["c", "json"], "outcome": "skipped", "text": "assumes disabled-config.json"}) + "\n",
+        encoding="utf-8")
+    slots = threading.BoundedSemaphore(3)
+    reader = AheadOutcomes(outcomes, slots, 3)
+    try:
+        assert not slots.acquire(timeout=0.2), "a slot was free while the replay process may still send"
+        with open(outcomes, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"stopped": "the replay process exited with status 1: Traceback ..."}) + "\n")
+        cases = [(SimpleNamespace(name=name), "json") for name in ("a", "b", "c", "d")]
+        passed, failed, skipped, missing = reader.outcomes(cases)
+        assert passed is None
+        assert isinstance(failed, ContractFailure) and str(failed) == "b step 1: status 500"
+        assert isinstance(skipped, _pytest.skip.Exception) and skipped.msg == "assumes disabled-config.json"
+        assert isinstance(missing, ReplayError) and "exited with status 1" in str(missing)
+        assert slots.acquire(timeout=2), "the slots stayed held after the last line"
+    finally:
+        reader.close()
