@@ -103,7 +103,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     if not pipeline.is_pipelined(getattr(pyfuncitem, "test_function", pyfuncitem.obj)):
         return (yield)
     context = pyfuncitem.config.stash[_CONTEXT_KEY]
-    with pipeline.running(context.concurrency) as running:
+    with pipeline.running(context.case_concurrency) as running:
         result = yield
     failure = running.failure_report()
     if failure is not None:

@@ -61,7 +61,9 @@ Concurrency
     draws the cases (examples, coverage, fuzzing) in the test's thread, and
     up to ``--concurrency`` of them are sent and checked at once; the test
     fails after the last answer, with the first case of each distinct
-    failure in full. ``--concurrency 1`` sends them one after the other.
+    failure in full. ``--concurrency 1``, and the built-in mock (which
+    answers from this process: :attr:`ContractContext.case_concurrency`),
+    send them one after the other.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ prints the whole step list that led to it.
 
 Concurrency: each step waits for its answer (the model needs it), so
 against a slow target one machine is slow. With ``--concurrency N`` (N > 1)
+against a target (not the built-in mock: :attr:`ContractContext.case_concurrency`)
 the test runs N machines at once, each in a thread of its own with its own
 calls and session, their examples adding up to ``SETTINGS.max_examples``
 (:func:`lanes`). Hypothesis supports running a
@@ -379,7 +380,7 @@ def test_call_lifecycles(contract_context: ContractContext) -> None:
                                          contract_context.profile)
     if refusal:
         pytest.skip(f"the target's configuration says {refusal}")
-    plan = lanes(SETTINGS.max_examples, contract_context.concurrency)
+    plan = lanes(SETTINGS.max_examples, contract_context.case_concurrency)
     if len(plan) == 1:
         with contract_context.session() as session:
             run_state_machine_as_test(lambda: CallLifecycle(contract_context, session), settings=SETTINGS)
