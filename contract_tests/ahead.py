@@ -69,7 +69,7 @@ def encode(scenario: str, encoding: str, outcome: BaseException | None) -> dict[
 def replay_ahead(out: TextIO) -> None:
     """Replay every case of the fixtures suite against the run's target; one line each to ``out``."""
     from . import context as run
-    from .replay import Replayer, every_case
+    from .replay import Replayer, every_case, longest_first
     from .scenarios import load_scenarios
 
     context = run.ContractContext.create(
@@ -90,7 +90,7 @@ def replay_ahead(out: TextIO) -> None:
 
     with ThreadPoolExecutor(context.concurrency, thread_name_prefix="ahead",
                             initializer=run.work_for_suite, initargs=("fixtures",)) as pool:
-        list(pool.map(one, every_case(load_scenarios())))
+        list(pool.map(one, longest_first(every_case(load_scenarios()))))
     replayer.close()
     out.write(json.dumps({"facts": run.facts()}) + "\n")
     out.flush()

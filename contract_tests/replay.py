@@ -273,11 +273,17 @@ def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def longest_first(cases: list[Case]) -> list[Case]:
+    """The cases with the most steps first: against a slow target the last scenario started ends the suite."""
+    return sorted(cases, key=lambda case: -len(case[0].steps))
+
+
 def replay_all(replayer: Replayer, cases: list[Case], concurrency: int) -> list[Outcome]:
-    """Every case's outcome, ``concurrency`` scenarios at a time (each sends its own steps in order)."""
+    """Every case's outcome, in the order given, ``concurrency`` scenarios at a time (each sends its steps in order)."""
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="replay")
     try:
-        return list(pool.map(lambda case: replayer.outcome(*case), cases))
+        futures = {id(case): pool.submit(replayer.outcome, *case) for case in longest_first(cases)}
+        return [futures[id(case)].result() for case in cases]
     finally:
         # On Ctrl-C, start no further scenario: only those in flight finish their current push.
         pool.shutdown(wait=True, cancel_futures=True)
