@@ -426,7 +426,7 @@ def run_lanes(context: ContractContext, plan: list[int]) -> None:
     failed = [(index, exc) for index, exc in enumerate(outcomes) if exc is not None]
     if failed:
         index, first = failed[0]
-        note = f"(machine {index + 1} of {len(plan)}, {plan[index]} examples each"
+        note = f"(machine {index + 1} of {len(plan)}, {plan[index]} of the {sum(plan)} examples"
         note += f"; {len(failed) - 1} other machines failed too)" if len(failed) > 1 else ")"
         first.add_note(note)
         raise first
