@@ -21,10 +21,17 @@ from typing import Any
 
 import pytest
 import requests
-from zammad_answers import ALREADY_EXISTS, FEATURE_DISABLED, INVALID_DIRECTION, INVALID_TOKEN, NOT_CONFIGURED, ZAMMAD_2021
+from zammad_answers import (
+    ALREADY_EXISTS,
+    FEATURE_DISABLED,
+    INVALID_DIRECTION,
+    INVALID_TOKEN,
+    NOT_CONFIGURED,
+    ZAMMAD_2021,
+)
 
-from contract_tests.needs import ERROR_CODES, NeedUnmet, expected_error, number_for_dest, resolve_needs
 from contract_tests import runner
+from contract_tests.needs import ERROR_CODES, NeedUnmet, expected_error, number_for_dest, resolve_needs
 from contract_tests.runner import CheckOptions, Masker, RunResults, SuiteStats, _report, _table, percentile
 from contract_tests.scenarios import load_scenarios
 from mock_server import MockServer, load_config
