@@ -11,9 +11,10 @@ finishes, so the runner can show progress while the run goes on:
     (scenario, request, expected, actual, curl), not pytest's traceback.
 ``{"kind": "collect_error", "nodeid", "failure"}``
     a suite module that could not be collected.
-``{"kind": "facts", "created_calls", "answer_times", "notes"}``
-    the call IDs the run sent newCalls with, and per suite the seconds the
-    target took to answer each push; written when the session ends.
+``{"kind": "facts", "created_calls", "unanswered_calls", "answer_times", "notes"}``
+    the call IDs of the newCalls the target accepted (2xx) and of those it
+    never answered, and per suite the seconds the target took to answer each
+    push; written when the session ends.
 ``{"kind": "session", "exitstatus", "collected"}``
     the last line, written when the session ends.
 
@@ -32,11 +33,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from typing import IO, Any
 
 import pytest
-import requests.adapters
 
 from . import context
 from .plugin import SUITES
@@ -162,17 +161,15 @@ class ResultsRecorder:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
-        _AnswerTimer.suite = self._suites.get(item.nodeid, OTHER_SUITE)
+        # The transport times each push for the suite of the test that sends it.
+        context.set_running_suite(self._suites.get(item.nodeid, OTHER_SUITE))
         try:
             return (yield)
         finally:
-            _AnswerTimer.suite = None
+            context.set_running_suite(None)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        with context._record_lock:
-            facts = {"created_calls": list(context.CREATED_CALL_IDS), "notes": list(context.RUN_NOTES),
-                     "answer_times": {suite: list(times) for suite, times in context.ANSWER_TIMES.items()}}
-        self._write({"kind": "facts", **facts})
+        self._write({"kind": "facts", **context.facts()})
         self._write({"kind": "session", "exitstatus": int(exitstatus), "collected": self._collected})
 
 
@@ -183,33 +180,6 @@ def _skip_reason(report: pytest.TestReport) -> str:
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
     return str(longrepr or "")
-
-
-class _AnswerTimer:
-    """Times every push any suite sends (schemathesis too: it sends through requests), per suite."""
-
-    suite: str | None = None  # the suite of the test running now
-    _original = None
-
-    @classmethod
-    def install(cls) -> None:
-        if cls._original is not None:
-            return
-        original = cls._original = requests.adapters.HTTPAdapter.send
-
-        def send(adapter: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()  # requests sets response.elapsed only after this returns
-            response = original(adapter, request, *args, **kwargs)
-            seconds = time.perf_counter() - started
-            url = str(getattr(request, "url", ""))
-            if cls.suite and "/api/v1/cti/" in url and not url.split("?")[0].endswith("/api/v1/cti/log"):
-                body = getattr(request, "body", None) or b""
-                payload = body if isinstance(body, bytes) else str(body).encode()
-                new_call = b"newCall" in payload or "newCall" in url
-                context.note_answer_time(cls.suite, seconds, new_call)
-            return response
-
-        requests.adapters.HTTPAdapter.send = send
 
 
 _STREAM_KEY = pytest.StashKey[IO[str]]()
@@ -226,7 +196,6 @@ def pytest_configure(config: pytest.Config) -> None:
     stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in pytest_unconfigure
     config.stash[_STREAM_KEY] = stream
     config.pluginmanager.register(ResultsRecorder(stream), "zammad_cti_results_recorder")
-    _AnswerTimer.install()
     selected = {name for name in os.environ.get(SUITES_ENV, "").split(",") if name}
     if selected:
         config.pluginmanager.register(SuitePruner(selected), "zammad_cti_suite_pruner")

@@ -25,6 +25,8 @@ from mock_server.zammad.profiles import Profile, load_profile, profile_names
 from .target import Target
 
 CALL_ID_PREFIX = "zcti-check-"
+DEFAULT_CONCURRENCY = 8  # requests in flight at once at most (zammad-cti check --concurrency)
+DEFAULT_TIMEOUT = 10.0  # seconds per request (zammad-cti check --timeout)
 _RUN_ID = uuid.uuid4().hex[:12]
 _SERIAL = itertools.count(1)
 
@@ -34,23 +36,28 @@ def new_call_id(tag: str = "") -> str:
 
     Repeated runs against one staging Zammad never collide on a callId.
     """
-    call_id = f"{CALL_ID_PREFIX}{_RUN_ID}-{tag}{next(_SERIAL):05d}"
-    note_created_call(call_id)  # may become a caller-log entry on the target
-    return call_id
+    return f"{CALL_ID_PREFIX}{_RUN_ID}-{tag}{next(_SERIAL):05d}"
 
 
 # What the run did to the target, for the summary (written out by contract_tests._results).
 _record_lock = threading.Lock()
-CREATED_CALL_IDS: list[str] = []
+CREATED_CALL_IDS: dict[str, None] = {}  # in the order the target accepted them
+UNANSWERED_CALL_IDS: dict[str, None] = {}
 ANSWER_TIMES: dict[str, list[float]] = {}
 
 
-def note_created_call(call_id: object) -> None:
-    """A newCall the run sent: the target's caller log may now hold this call ID (never deleted by the check)."""
-    if isinstance(call_id, str):
-        with _record_lock:
-            if call_id not in CREATED_CALL_IDS:
-                CREATED_CALL_IDS.append(call_id)
+def note_created_call(call_id: str) -> None:
+    """A newCall the target accepted (2xx): its caller log holds this call ID now (the check deletes nothing)."""
+    with _record_lock:
+        CREATED_CALL_IDS.setdefault(call_id, None)
+        UNANSWERED_CALL_IDS.pop(call_id, None)
+
+
+def note_unanswered_call(call_id: str) -> None:
+    """A newCall that got no answer (timeout, connection lost): the target may or may not have logged it."""
+    with _record_lock:
+        if call_id not in CREATED_CALL_IDS:
+            UNANSWERED_CALL_IDS.setdefault(call_id, None)
 
 
 RUN_NOTES: list[str] = []  # said once in the summary, e.g. that the caller log refused the API token
@@ -66,6 +73,42 @@ def note_once(text: str) -> bool:
 
 
 NEW_CALL_TIMES = "newCall"  # the key of ANSWER_TIMES for newCall answers, of any suite
+_thread_suite = threading.local()
+_running_suite: list[str | None] = [None]  # the suite of the test running now (contract_tests._results sets it)
+
+
+def work_for_suite(suite: str) -> None:
+    """This thread sends for ``suite`` whatever test runs now (the replay process's threads)."""
+    _thread_suite.name = suite
+
+
+def set_running_suite(suite: str | None) -> None:
+    _running_suite[0] = suite
+
+
+def current_suite() -> str | None:
+    """The suite a request sent now is for: its thread's, else the running test's."""
+    return getattr(_thread_suite, "name", None) or _running_suite[0]
+
+
+def facts() -> dict[str, Any]:
+    """What the run did to the target, for the summary."""
+    with _record_lock:
+        return {"created_calls": list(CREATED_CALL_IDS), "unanswered_calls": list(UNANSWERED_CALL_IDS),
+                "notes": list(RUN_NOTES), "answer_times": {suite: list(times) for suite, times in ANSWER_TIMES.items()}}
+
+
+def merge_facts(found: dict[str, Any]) -> None:
+    """Add what another process of the run (the replay process, contract_tests.ahead) did to the target."""
+    for call_id in found.get("created_calls") or ():
+        note_created_call(call_id)
+    for call_id in found.get("unanswered_calls") or ():
+        note_unanswered_call(call_id)
+    for note in found.get("notes") or ():
+        note_once(note)
+    with _record_lock:
+        for suite, times in (found.get("answer_times") or {}).items():
+            ANSWER_TIMES.setdefault(suite, []).extend(float(t) for t in times)
 
 
 def note_answer_time(suite: str, seconds: float, new_call: bool = False) -> None:
@@ -86,18 +129,31 @@ class ContractContext:
     target_url: str | None = None
     api_token: str | None = field(default=None, repr=False)
     zammad: str | None = None  # --zammad: the version the target is assumed to be
+    concurrency: int = DEFAULT_CONCURRENCY  # requests in flight at once at most, over all suites
+    timeout: float = DEFAULT_TIMEOUT  # seconds per request
     _target: Target | None = None
     _profile: Profile | None = None
     profile_source: str = ""  # how the profile was chosen, for the report header
     _mocks: dict[Path, MockServer] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    slots: threading.BoundedSemaphore = field(init=False, repr=False)  # one per request in flight
+
+    def __post_init__(self) -> None:
+        self.slots = threading.BoundedSemaphore(max(1, self.concurrency))
+
+    def session(self) -> requests.Session:
+        """A session for requests to the target: at most ``concurrency`` of the run's requests at once."""
+        from .transport import target_session  # transport reads this module's notes
+
+        return target_session(self.slots)
 
     @classmethod
     def create(cls, target_url: str | None, config_path: str | Path | None, api_token: str | None = None,
-               zammad: str | None = None) -> ContractContext:
+               zammad: str | None = None, concurrency: int = DEFAULT_CONCURRENCY,
+               timeout: float = DEFAULT_TIMEOUT) -> ContractContext:
         path = Path(config_path) if config_path else documented_config_path()
         context = cls(config_path=path.resolve(), config=load_config(path), target_url=target_url, api_token=api_token,
-                      zammad=zammad)
+                      zammad=zammad, concurrency=concurrency, timeout=timeout)
         if target_url:
             context._target = Target.from_url(target_url)
         return context
@@ -105,6 +161,16 @@ class ContractContext:
     @property
     def uses_builtin_mock(self) -> bool:
         return not self.target_url
+
+    @property
+    def case_concurrency(self) -> int:
+        """Generated cases (schemathesis, state machines) in flight at once: ``concurrency`` against a target.
+
+        Against the built-in mock, one: it answers from this very process in
+        microseconds, so more threads would only wait for the interpreter
+        (measured: about half a second more per ``zammad-cti check``).
+        """
+        return 1 if self.uses_builtin_mock else self.concurrency
 
     @property
     def token(self) -> str:

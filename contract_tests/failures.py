@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .requests_builder import curl_command
+from .requests_builder import DEFAULT_ACCEPT, curl_command
 from .target import Target
 
 
@@ -36,15 +36,20 @@ def contract_failure(
     actual_status: int | None,
     actual_body: Any,
     token: str | None = None,
+    accept: str | None = DEFAULT_ACCEPT,
 ) -> ContractFailure:
-    """Build the failure; ``token`` is the token the request used, when not the target's own."""
+    """Build the failure; ``token`` is the token the request used, when not the target's own.
+
+    ``accept`` is the Accept header sent (None: none); the curl command sends the same.
+    """
     url = target.masked_url if token in (None, target.token) else target.endpoint_url_with(token)
+    sent = "" if accept == DEFAULT_ACCEPT else (", no Accept header" if accept is None else f", Accept {accept!r}")
     lines = [
         f"{scenario}: {problem}",
-        f"  request:  POST {url} ({encoding}) {_show(dict(params))}",
+        f"  request:  POST {url} ({encoding}{sent}) {_show(dict(params))}",
         f"  expected: {_show(expected)}",
         f"  actual:   {actual_status} {_show(actual_body)}",
-        f"  reproduce: {curl_command(url, params, encoding)}",
+        f"  reproduce: {curl_command(url, params, encoding, accept)}",
     ]
     return ContractFailure(target.mask("\n".join(lines)))
 

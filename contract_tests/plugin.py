@@ -9,20 +9,27 @@
 ``--zammad VERSION``     the Zammad version the target is (``current``, ``2021``; env
                          ``CTI_ZAMMAD``); default: the configuration's ``zammad``, else one
                          probe of the target tells
+``--cti-concurrency N``  requests the suites have in flight at once at most (env
+                         ``ZAMMAD_CTI_CONCURRENCY``, default 8); 1: one after the other
+``--cti-timeout SECONDS`` the per-request limit (env ``ZAMMAD_CTI_TIMEOUT``, default 10)
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from mock_server.zammad.profiles import UnknownProfile
 
-from .context import ContractContext, activate
+from . import pipeline
+from .ahead import AheadOutcomes
+from .context import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ContractContext, activate
 from .target import Target, TargetError
 
 _CONTEXT_KEY = pytest.StashKey[ContractContext]()
+AHEAD = pytest.StashKey[AheadOutcomes]()  # the fixtures' outcomes from the replay process, when there is one
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,6 +43,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--zammad", default=os.environ.get("CTI_ZAMMAD"), metavar="VERSION",
                     help="Zammad version of the target: current or 2021 (default: the configuration's "
                          "'zammad', else detected with one probe).")
+    group.addoption("--cti-concurrency", type=int, metavar="N",
+                    default=int(os.environ.get("ZAMMAD_CTI_CONCURRENCY") or DEFAULT_CONCURRENCY),
+                    help=f"Requests in flight at once at most (default {DEFAULT_CONCURRENCY}; 1: one after the other).")
+    group.addoption("--cti-replay-ahead", metavar="OUTCOMES",
+                    help="The fixture scenarios' outcomes, as a replay process started beside pytest writes them "
+                         "(zammad-cti check against a target; see contract_tests.ahead).")
+    group.addoption("--cti-timeout", type=float, metavar="SECONDS",
+                    default=float(os.environ.get("ZAMMAD_CTI_TIMEOUT") or DEFAULT_TIMEOUT),
+                    help=f"Per-request limit in seconds (default {DEFAULT_TIMEOUT:g}).")
 
 
 # The suites `zammad-cti check --suite` selects, one marker each.
@@ -56,6 +72,8 @@ def pytest_configure(config: pytest.Config) -> None:
             config_path=config.getoption("--target-config"),
             api_token=config.getoption("--zammad-api-token"),
             zammad=config.getoption("--zammad"),
+            concurrency=max(1, config.getoption("--cti-concurrency")),
+            timeout=config.getoption("--cti-timeout"),
         )
         if context.zammad:
             context.profile  # noqa: B018 - an unknown name is a usage error now, not a failure per test
@@ -63,13 +81,34 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[_CONTEXT_KEY] = context
     activate(context)
+    outcomes = config.getoption("--cti-replay-ahead")
+    if outcomes:
+        config.stash[AHEAD] = AheadOutcomes(Path(outcomes), context.slots, context.concurrency)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    ahead = config.stash.get(AHEAD, None)
+    if ahead is not None:
+        ahead.close()
     context = config.stash.get(_CONTEXT_KEY, None)
     if context is not None:
         context.close()
         activate(None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function):
+    """A pipelined test: Hypothesis draws, the pipeline sends; the test fails once every answer is judged."""
+    # A schemathesis test's item holds the Hypothesis wrapper; the function written here is test_function.
+    if not pipeline.is_pipelined(getattr(pyfuncitem, "test_function", pyfuncitem.obj)):
+        return (yield)
+    context = pyfuncitem.config.stash[_CONTEXT_KEY]
+    with pipeline.running(context.case_concurrency) as running:
+        result = yield
+    failure = running.failure_report()
+    if failure is not None:
+        raise failure
+    return result
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -136,7 +136,7 @@ def run_preflight(target: Target, config: MockConfig, config_name: str, timeout:
                               f"to a newCall at {where}")
             result.exit_code = 4
             return result
-        if params["event"] == "newCall" and response.status_code == 200:
+        if params["event"] == "newCall" and 200 <= response.status_code < 300:
             result.created_calls.append(call_id)
             # Leave no ringing call behind: hang the probe up again.
             hangup = {**params, "event": "hangup", "cause": "normalClearing"}

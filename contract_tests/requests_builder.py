@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 ENCODINGS = ("json", "urlencoded", "multipart", "query")
+DEFAULT_ACCEPT = "*/*"  # what curl and Python's requests send; Zammad treats it as JSON
 
 
 def form_pairs(params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -50,9 +51,14 @@ def request_kwargs(params: Mapping[str, Any], encoding: str) -> dict[str, Any]:
     raise ValueError(f"unknown encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
 
 
-def curl_command(url: str, params: Mapping[str, Any], encoding: str) -> str:
-    """A curl command that sends the same request (pass a masked URL for anything printed)."""
+def curl_command(url: str, params: Mapping[str, Any], encoding: str, accept: str | None = DEFAULT_ACCEPT) -> str:
+    """A curl command that sends the same request (pass a masked URL for anything printed).
+
+    ``accept``: the Accept header (curl sends ``*/*`` by itself; None sends none, ``Accept:`` removes it).
+    """
     parts = ["curl", "--silent", "--show-error", "--request", "POST"]
+    if accept != DEFAULT_ACCEPT:
+        parts += ["--header", "Accept:" if accept is None else f"Accept: {accept}"]
     if encoding == "json":
         parts += ["--header", "Content-Type: application/json", "--data-raw", json.dumps(dict(params))]
     elif encoding == "urlencoded":

@@ -267,7 +267,8 @@ class RunResults:
     tests: list[TestResult] = field(default_factory=list)
     collect_errors: list[tuple[str, str]] = field(default_factory=list)
     session: dict[str, Any] | None = None
-    created_calls: list[str] = field(default_factory=list)
+    created_calls: list[str] = field(default_factory=list)  # newCalls the target accepted (2xx)
+    unanswered_calls: list[str] = field(default_factory=list)  # newCalls it never answered
     notes: list[str] = field(default_factory=list)
     answer_times: dict[str, list[float]] = field(default_factory=dict)
 
@@ -284,6 +285,7 @@ class RunResults:
             self.session = record
         elif kind == "facts":
             self.created_calls = list(record.get("created_calls") or [])
+            self.unanswered_calls = list(record.get("unanswered_calls") or [])
             self.notes = [str(note) for note in record.get("notes") or []]
             self.answer_times = {k: [float(t) for t in v] for k, v in (record.get("answer_times") or {}).items()}
         return None
@@ -417,7 +419,7 @@ def _mask_bad_target(url: str, message: str) -> str:
 
 
 def pytest_command(suites: Sequence[str], ini_path: Path, verbosity: int = 0,
-                   junit_path: Path | None = None, color: bool = False) -> list[str]:
+                   junit_path: Path | None = None, color: bool = False, ahead: Path | None = None) -> list[str]:
     """The child's command line (no secrets on it: they travel in the environment)."""
     command = [
         # -P: the working directory (the package) must not become a top-level import path.
@@ -434,6 +436,8 @@ def pytest_command(suites: Sequence[str], ini_path: Path, verbosity: int = 0,
         "-m", " or ".join(f"contract_{suite}" for suite in suites),
         "--color=yes" if color else "--color=no",
     ]
+    if ahead is not None:
+        command += ["--cti-replay-ahead", str(ahead)]
     if verbosity <= 0:
         command += ["-q", "--tb=short"]
     elif verbosity >= 2:
@@ -619,7 +623,16 @@ def run_check(options: CheckOptions, out: TextIO | None = None) -> int:
         results_path.touch()
         junit_tmp = workdir / "junit.xml" if options.junit else None
         color = verbose and hasattr(out, "isatty") and out.isatty()
-        command = pytest_command(options.suites, ini_path, options.verbosity, junit_tmp, color)
+        env = child_environment(options, workdir, results_path)
+        # Against a target, the fixtures suite is replayed by a process of its own from now on, while
+        # pytest starts and collects (contract_tests.ahead); the built-in mock lives in pytest's process.
+        ahead = None
+        if options.target and "fixtures" in options.suites:
+            from .ahead import AheadProcess
+
+            ahead = AheadProcess(workdir / "fixtures-outcomes.jsonl", env, PACKAGE_DIR)
+        command = pytest_command(options.suites, ini_path, options.verbosity, junit_tmp, color,
+                                 ahead.outcomes if ahead else None)
 
         results = RunResults()
         tail = _ResultsTail(results_path)
@@ -627,12 +640,14 @@ def run_check(options: CheckOptions, out: TextIO | None = None) -> int:
         started = time.monotonic()
         interrupted = False
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   cwd=PACKAGE_DIR, env=child_environment(options, workdir, results_path))
+                                   cwd=PACKAGE_DIR, env=env)
         pump = _OutputPump(process.stdout, masker, out if verbose else None)
         pump.start()
         previous_sigterm = _install_sigterm_handler()
         try:
             while True:
+                if ahead is not None:
+                    ahead.check()
                 finished = process.poll() is not None
                 for record in tail.read():
                     result = results.add_record(record)
@@ -652,6 +667,8 @@ def run_check(options: CheckOptions, out: TextIO | None = None) -> int:
                 results.add_record(record)
         finally:
             _restore_sigterm_handler(previous_sigterm)
+            if ahead is not None:
+                ahead.stop()
             if process.stdout is not None:
                 process.stdout.close()
         elapsed = time.monotonic() - started
@@ -768,7 +785,7 @@ def _report(options: CheckOptions, results: RunResults, returncode: int | None, 
         verdict = f"PASSED: {total.passed} tests passed"
     if total.skipped and code in (EXIT_OK, EXIT_FAILED):
         verdict += f", {total.skipped} skipped"
-    write(_created_calls(options, results.created_calls))
+    write(_created_calls(options, results.created_calls, results.unanswered_calls))
     write(f"\n{verdict} in {elapsed:.1f}s against {describe_target(options)} (exit {code})\n")
 
     if pytest_failed and not verbose:
@@ -822,15 +839,28 @@ def _slow_new_calls(answer_times: dict[str, list[float]]) -> str:
             "Zammad's caller ID or block decision\n")
 
 
-def _created_calls(options: CheckOptions, call_ids: Sequence[str]) -> str:
-    """The call IDs the run may have left in the target's caller log: the check deletes nothing."""
-    if not options.target or not call_ids:
+def _created_calls(options: CheckOptions, call_ids: Sequence[str], unanswered: Sequence[str] = ()) -> str:
+    """The call IDs the run left in the target's caller log: the check deletes nothing.
+
+    Only newCalls the target accepted (2xx) are listed and written: one it
+    refused (401, 422, 500...) created nothing. One it never answered may or
+    may not be logged; those are named apart, never written to the file.
+    """
+    if not options.target or not (call_ids or unanswered):
         return ""
+    what = "newCalls the target accepted (2xx); refused ones created nothing and are not listed"
     if options.created_calls is not None:
         options.created_calls.write_text("".join(f"{call_id}\n" for call_id in call_ids), encoding="utf-8")
-        return f"\ncreated calls: {len(call_ids)} call IDs written to {options.created_calls} (nothing was deleted)\n"
-    shown = call_ids[:CREATED_CALLS_LISTED]
-    more = (f"\n  ... and {len(call_ids) - len(shown)} more (--created-calls FILE lists all)"
-            if len(shown) < len(call_ids) else "")
-    lines = "".join(f"\n  {call_id}" for call_id in shown)
-    return f"\ncreated calls ({len(call_ids)}; nothing was deleted, an admin can remove them):{lines}{more}\n"
+        text = (f"\ncreated calls: {len(call_ids)} call IDs written to {options.created_calls} ({what}; "
+                "nothing was deleted)\n")
+    else:
+        shown = call_ids[:CREATED_CALLS_LISTED]
+        more = (f"\n  ... and {len(call_ids) - len(shown)} more (--created-calls FILE lists all)"
+                if len(shown) < len(call_ids) else "")
+        lines = "".join(f"\n  {call_id}" for call_id in shown)
+        text = (f"\ncreated calls: {len(call_ids)} ({what}; nothing was deleted, an admin can remove them):"
+                f"{lines}{more}\n")
+    if unanswered:
+        listed = ", ".join(unanswered[:5]) + (", ..." if len(unanswered) > 5 else "")
+        text += (f"  {len(unanswered)} more newCalls got no answer; the target may have logged them: {listed}\n")
+    return text

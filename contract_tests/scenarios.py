@@ -27,14 +27,16 @@ from typing import Any
 import jsonschema
 
 from mock_server.resources import fixtures_dir
-from mock_server.zammad.config import MockConfig
 from mock_server.zammad.calls import MAX_CALL_ID_LENGTH
+from mock_server.zammad.config import MockConfig
 
 from .context import CALL_ID_PREFIX
-from .needs import answer_by_rules, require_enabled, expected_error, fill_needs, resolve_needs
-from .requests_builder import ENCODINGS
+from .needs import answer_by_rules, expected_error, fill_needs, require_enabled, resolve_needs
+from .requests_builder import DEFAULT_ACCEPT, ENCODINGS
 
 SCHEMA_FILE = "scenario.schema.json"
+JSON_MEDIA_TYPE = "application/json"
+HTML_MEDIA_TYPE = "text/html"
 DEFAULT_CONFIG = "documented-config.json"
 PLACEHOLDER = re.compile(r"^\{call:([a-z][a-z0-9_]*)\}$")
 CALL_ID_KEYS = ("callId", "call_id")
@@ -68,8 +70,16 @@ class Expectation:
     body_matches: Mapping[str, str] | None = None
     error: str | None = None  # a case code (expected_error) instead of status and body
     by_rules: bool = False  # the answer the rules module gives for the request (reject, dial or {})
+    html_page: bool = False  # Zammad's HTML error page with this status, not a JSON body
+
+    @property
+    def content_type(self) -> str:
+        return HTML_MEDIA_TYPE if self.html_page else JSON_MEDIA_TYPE
 
     def describe(self) -> dict[str, Any]:
+        if self.html_page:
+            return {"status": self.status, "content_type": HTML_MEDIA_TYPE,
+                    "body": f"Zammad's HTML error page (public/{self.status}.html)"}
         if self.body_matches is not None:
             return {"status": self.status, "body_matches": dict(self.body_matches)}
         return {"status": self.status, "body": self.body}
@@ -78,6 +88,8 @@ class Expectation:
         """None when ``status`` and ``body`` are as expected, else what differs."""
         if status != self.status:
             return f"status {status}, expected {self.status}"
+        if self.html_page:
+            return None  # the page's text is Zammad's public/<status>.html, which an admin may change
         if self.body_matches is None:
             return None if same_json(body, self.body) else "body differs"
         if not isinstance(body, dict) or set(body) != set(self.body_matches):
@@ -98,6 +110,7 @@ class Step:
     token: str = "valid"  # or "wrong"
     invalid_request: bool = False
     caller_log: Mapping[str, Any] | None = None  # alias -> expected subset, or None (must be absent)
+    accept: str | None = DEFAULT_ACCEPT  # the Accept header sent; None: none at all
 
 
 @dataclass(frozen=True)
@@ -129,11 +142,12 @@ class Scenario:
             expect = step.expect
             if expect.error is not None:
                 status, body, matches = expected_error(expect.error, profile)
-                expect = Expectation(status, body, matches)
+                expect = (Expectation(status, html_page=True) if expect.html_page
+                          else Expectation(status, body, matches))
             elif expect.by_rules:
                 expect = Expectation(200, answer_by_rules(config, request))
             steps.append(Step(step.name, request, expect, step.token, step.invalid_request,
-                              fill_needs(step.caller_log, resolved)))
+                              fill_needs(step.caller_log, resolved), step.accept))
         return replace(self, steps=tuple(steps), caller_log=fill_needs(self.caller_log, resolved))
 
     @property
@@ -157,14 +171,7 @@ class Scenario:
             raise ValueError(f"scenario {self.name} is not sent as {encoding} (encodings: {', '.join(self.encodings)})")
         ids = self.call_ids(encoding, run_id)
         steps = tuple(
-            Step(
-                name=step.name,
-                request=fill(step.request, ids),
-                expect=Expectation(step.expect.status, fill(step.expect.body, ids), step.expect.body_matches),
-                token=step.token,
-                invalid_request=step.invalid_request,
-                caller_log=step.caller_log,
-            )
+            replace(step, request=fill(step.request, ids), expect=replace(step.expect, body=fill(step.expect.body, ids)))
             for step in self.steps
         )
         return ScenarioRun(scenario=self, encoding=encoding, call_ids=ids, steps=steps)
@@ -288,10 +295,11 @@ def _step(raw: Mapping[str, Any]) -> Step:
         request=dict(raw["request"]),
         expect=Expectation(status=expect.get("status", 200), body=expect.get("body"),
                            body_matches=expect.get("body_matches"), error=expect.get("error"),
-                           by_rules=expect.get("rules", False)),
+                           by_rules=expect.get("rules", False), html_page=expect.get("html_error_page", False)),
         token=raw.get("token", "valid"),
         invalid_request=raw.get("invalid_request", False),
         caller_log=expect.get("caller_log"),
+        accept=raw.get("accept", DEFAULT_ACCEPT),
     )
 
 

@@ -55,17 +55,25 @@ Checks
 
 schemathesis' failure (an exception group) is re-raised as a plain
 ``AssertionError``, its text passed through ``Target.mask`` once more.
+
+Concurrency
+    Both tests are :func:`contract_tests.pipeline.pipelined`: Hypothesis
+    draws the cases (examples, coverage, fuzzing) in the test's thread, and
+    up to ``--concurrency`` of them are sent and checked at once; the test
+    fails after the last answer, with the first case of each distinct
+    failure in full. ``--concurrency 1``, and the built-in mock (which
+    answers from this process: :attr:`ContractContext.case_concurrency`),
+    send them one after the other.
 """
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
-import json
+import copy
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import pytest
 import requests
@@ -75,13 +83,14 @@ from schemathesis.core.failures import FailureGroup
 
 from mock_server.resources import openapi_path
 from mock_server.zammad.calls import call_id_of
-from mock_server.zammad.params import fold_pairs
 
-from . import checks
-from .context import CALL_ID_PREFIX, current_context, new_call_id
+from . import checks, pipeline
+from .context import CALL_ID_PREFIX, ContractContext, current_context, new_call_id
 from .failures import contract_failure
 from .requests_builder import ENCODINGS, request_kwargs
 from .target import MASK, Target
+from .transport import target_session
+from .wire import sent_params
 
 PUSH_PATH = "/api/v1/cti/{token}"
 _ENCODED_MASK = quote(MASK, safe="")  # how a multipart case's URL shows the mask
@@ -142,73 +151,21 @@ def rewrite_call_ids(container: Any) -> None:
         container[key] = fresh[value]
 
 
-# --- what the target received ---------------------------------------------------------------
-
-
-def sent_params(request: requests.PreparedRequest) -> dict[str, Any] | None:
-    """The parameters Zammad builds from the request sent: query, then the body on top (Rails params).
-
-    Read from the wire rather than from ``case.body``: a form value that was
-    an integer or a one-element list in the case is a plain string on the
-    wire, and that is what Zammad's rules see. None when the body is one a
-    Rails app cannot parse (the contract only fixes the shape of that answer).
-    """
-    raw = request.body or b""
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8")
-    content_type = request.headers.get("Content-Type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    try:
-        params = _fold(parse_qsl(urlsplit(request.url or "").query, keep_blank_values=True))
-        if media_type == "application/json" or media_type.endswith("+json"):
-            if raw.strip():
-                data = json.loads(raw.decode("utf-8"))
-                params.update(data if isinstance(data, dict) else {"_json": data})
-        elif media_type == "application/x-www-form-urlencoded":
-            params.update(_fold(parse_qsl(raw.decode("utf-8"), keep_blank_values=True)))
-        elif media_type == "multipart/form-data":
-            params.update(_fold(_multipart_fields(content_type, raw)))
-        # Any other content type: Rails leaves the body alone.
-    except ValueError:  # not JSON, not UTF-8, nested deeper than Rack reads
-        return None
-    return params
-
-
-def _multipart_fields(content_type: str, raw: bytes) -> Iterator[tuple[str, Any]]:
-    # compat32: the structured-header policies are a hundred times slower and find nothing more here.
-    message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + raw
-    )
-    if not message.is_multipart():
-        raise ValueError("a multipart body without parts")  # no boundary, or none found: Rails cannot read it
-    for part in message.get_payload():
-        name = part.get_param("name", header="content-disposition")
-        if name is None:
-            continue
-        payload = part.get_payload(decode=True) or b""
-        # A file part reaches Rails as an upload object, never as a plain string.
-        value = object() if part.get_filename() is not None else payload.decode("utf-8")
-        yield name, value
-
-
-def _fold(pairs: Iterator[tuple[str, Any]] | list[tuple[str, Any]]) -> dict[str, Any]:
-    """Rails folding, by the rules module: ``k[]`` collects a list, a repeated ``k`` keeps its last value."""
-    return fold_pairs(pairs).values  # ParamsTooDeep is a ValueError
-
-
 # --- the project's rules as schemathesis checks ----------------------------------------------
 
-# Every rule reads the same answer: parse it once (schemathesis runs a response's checks in a row).
-_last_answer: list[Any] = [None, None]
+# Every rule reads the same answer: parse it once (schemathesis runs a response's checks in a row,
+# in the thread that sent the case; the pipeline sends several cases at once, hence one per thread).
+_last_answer = threading.local()
 
 
 def _answer(response: Any, case: Any) -> tuple[dict[str, Any] | None, Any]:
     """The parameters the push carried (None for another operation, or when unreadable) and the answer's body."""
-    if _last_answer[0] is not response:
+    if getattr(_last_answer, "response", None) is not response:
         content_type = (response.headers.get("content-type") or [None])[0]
         params = sent_params(response.request) if case.operation.path == PUSH_PATH else None
-        _last_answer[:] = [response, (params, checks.decode_answer(content_type, response.content))]
-    return _last_answer[1]
+        _last_answer.parsed = (params, checks.decode_answer(content_type, response.content))
+        _last_answer.response = response
+    return _last_answer.parsed
 
 
 def _register(rule: checks.Check) -> None:
@@ -271,10 +228,40 @@ class TokenSession(requests.Session):
         return super().send(request, **kwargs)
 
 
+class Sessions:
+    """One keep-alive :class:`TokenSession` per thread (a requests.Session is not meant to be shared)."""
+
+    def __init__(self, context: ContractContext) -> None:
+        self._context = context
+        self._local = threading.local()
+        self._all: list[TokenSession] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> TokenSession:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = target_session(self._context.slots, TokenSession(self._context.target))
+            with self._lock:
+                self._all.append(session)
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._all:
+                session.close()
+            self._all.clear()
+
+
 @pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
-    with TokenSession(current_context().target) as session:
-        yield session
+def sessions() -> Iterator[Sessions]:
+    held = Sessions(current_context())
+    yield held
+    held.close()
+
+
+@pytest.fixture(scope="module")
+def http(sessions: Sessions) -> requests.Session:
+    return sessions.get()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -286,29 +273,70 @@ def _working_integration() -> None:
 
 
 def call_and_validate(case: Any, session: requests.Session) -> None:
-    """Send the case with fresh callIds and run every enabled check; the token is masked in failures."""
-    target = current_context().target
-    rewrite_call_ids(case.body)
-    rewrite_call_ids(case.query)
+    """Send the case and run every enabled check; the token is masked in failures.
+
+    A failure says what makes it distinct (:data:`pipeline.DISTINCT_AS`: the
+    schemathesis failures it holds), so that the pipeline reports one case
+    per distinct failure, as Hypothesis did.
+    """
+    context = current_context()
+    target = context.target
     try:
-        case.call_and_validate(base_url=target.base_url, session=session)
+        case.call_and_validate(base_url=target.base_url, session=session, timeout=context.timeout)
     except (FailureGroup, AssertionError) as exc:
         # A plain AssertionError reads better than the exception group; mask once more, to be sure.
-        raise AssertionError(target.mask(str(exc)).replace(_ENCODED_MASK, MASK)) from None
+        failure = AssertionError(target.mask(str(exc)).replace(_ENCODED_MASK, MASK))
+        found = exc.exceptions if isinstance(exc, FailureGroup) else (exc,)
+        # "ST901 Custom check failed: `dial_follows_routing_table`": the code and title name the check.
+        setattr(failure, pipeline.DISTINCT_AS,
+                tuple(sorted({f"{getattr(f, 'code', type(f).__name__)} {getattr(f, 'title', '')}" for f in found})))
+        raise failure from None
+    except requests.RequestException as exc:
+        # requests puts the full URL, token included, into its messages.
+        raise AssertionError(f"no answer within {context.timeout:g}s (--timeout) or no connection: "
+                             f"{type(exc).__name__}: {target.mask(str(exc))}\n  request:  {case.method} "
+                             f"{target.masked_url}") from None
+
+
+def send_case(case: Any, sessions: Sessions) -> None:
+    """Give the case fresh callIds now (in the order drawn), then hand it to the pipeline.
+
+    The body and query are copied first: Hypothesis may hand the same dict to
+    two cases, and one still waiting to be sent must keep the callId it got.
+    The copy is the same value, so schemathesis is not told of an edit (its
+    ``__setattr__`` would re-classify the case); it reads the callIds
+    rewritten in place as it did before.
+    """
+    for name in ("body", "query"):
+        object.__setattr__(case, name, copy.deepcopy(getattr(case, name)))
+    rewrite_call_ids(case.body)
+    rewrite_call_ids(case.query)
+    pipeline.submit(describe_case(case), lambda: call_and_validate(case, sessions.get()))
+
+
+def describe_case(case: Any) -> str:
+    """``coverage phase: Missing `callId` at body``: the phase and what schemathesis made the case for."""
+    phase = getattr(getattr(case, "meta", None), "phase", None)
+    if phase is None:
+        return f"{case.method} {case.operation.path}"
+    description = getattr(phase.data, "description", None)
+    return f"{phase.name} phase" + (f": {description}" if description else "") + f" ({case.method})"
 
 
 @pytest.mark.contract_examples
 @examples_schema.parametrize()
-def test_examples(case: Any, http: requests.Session) -> None:
+@pipeline.pipelined
+def test_examples(case: Any, sessions: Sessions) -> None:
     """Every named example of openapi.yaml, in each media type that declares it."""
-    call_and_validate(case, http)
+    send_case(case, sessions)
 
 
 @pytest.mark.contract_fuzz
 @fuzz_schema.parametrize()
-def test_coverage_and_fuzzing(case: Any, http: requests.Session) -> None:
-    """schemathesis' deterministic boundary and negative cases, then generated ones."""
-    call_and_validate(case, http)
+@pipeline.pipelined
+def test_coverage_and_fuzzing(case: Any, sessions: Sessions) -> None:
+    """schemathesis' deterministic boundary and negative cases, then generated ones, --concurrency at a time."""
+    send_case(case, sessions)
 
 
 # --- the token check ---------------------------------------------------------------------------
@@ -334,7 +362,8 @@ def test_wrong_token_is_refused(kind: str, encoding: str, http: requests.Session
     token = make_token(target.token)
     params = {"event": "newCall", "from": "493023125741", "to": "498912345678", "direction": "out",
               "callId": new_call_id(), "user": "Christopher Miller"}
-    response = http.post(target.endpoint_url_with(token), timeout=30, **request_kwargs(params, encoding))
+    response = http.post(target.endpoint_url_with(token), timeout=current_context().timeout,
+                         **request_kwargs(params, encoding))
     body = checks.decode_answer(response.headers.get("Content-Type"), response.content)
     context = current_context()
     expected = checks.expected_error("invalid-token", context.profile)

@@ -23,27 +23,41 @@ negative.
 A failure is a plain ``AssertionError`` (a :class:`ContractFailure`) naming
 the step and the rule, with the request and a curl command, so Hypothesis
 prints the whole step list that led to it.
+
+Concurrency: each step waits for its answer (the model needs it), so
+against a slow target one machine is slow. With ``--concurrency N`` (N > 1)
+against a target (not the built-in mock: :attr:`ContractContext.case_concurrency`)
+the test runs N machines at once, each in a thread of its own with its own
+calls and session, their examples adding up to ``SETTINGS.max_examples``
+(:func:`lanes`). Hypothesis supports running a
+test in several threads since 6.136.9 (its thread-safety policy); each
+thread draws from its own random source, and a derandomized run (the ``ci``
+profile) gives each machine a seed of its own, so the machines explore
+different paths. ``--concurrency 1`` runs the one machine in the test's thread.
 """
 
 from __future__ import annotations
 
+import threading
+import zlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import requests
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
     consumes,
+    get_state_machine_test,
     precondition,
     rule,
     run_state_machine_as_test,
 )
-
 
 from . import checks
 from .context import (
@@ -63,9 +77,6 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-TIMEOUT = 30
-
-
 
 
 # --- numbers that reach every rule of the configuration ----------------------------------------
@@ -156,8 +167,10 @@ class CallLifecycle(RuleBasedStateMachine):
     calls = Bundle("calls")
     hung_up = Bundle("hung_up")
 
-    def __init__(self, context: ContractContext, session: requests.Session) -> None:
+    def __init__(self, context: ContractContext, session: requests.Session,
+                 stopping: threading.Event | None = None) -> None:
         super().__init__()
+        self.stopping = stopping  # set: the run was interrupted, send nothing more
         self.context = context
         self.target: Target = context.target
         self.cti_config: Mapping[str, Any] = context.config.cti_config or {}
@@ -265,9 +278,17 @@ class CallLifecycle(RuleBasedStateMachine):
         reported by the rule it breaks; to any other, by what the call's
         history makes Zammad answer (a rule sees one request, not the history).
         """
+        if self.stopping is not None and self.stopping.is_set():
+            raise KeyboardInterrupt  # Hypothesis passes it on: no shrinking, no failure
         self.step += 1
         self._last = (params, encoding)
-        response = self.session.post(self.target.endpoint_url, timeout=TIMEOUT, **request_kwargs(params, encoding))
+        try:
+            response = self.session.post(self.target.endpoint_url, timeout=self.context.timeout,
+                                         **request_kwargs(params, encoding))
+        except requests.RequestException as exc:
+            # requests puts the full URL, token included, into its messages.
+            raise self.failure(step, f"no answer: {type(exc).__name__}: {self.target.mask(str(exc))}",
+                               params, encoding, expected.show(), None, None) from None
         body = checks.decode_answer(response.headers.get("Content-Type"), response.content)
         status = response.status_code
         if not expected.matches(status, body) and not fresh:
@@ -291,7 +312,7 @@ class CallLifecycle(RuleBasedStateMachine):
 
     def log_entries(self, call_id: str) -> list[dict[str, Any]]:
         response = self.session.get(self.target.caller_log_url, headers=caller_log_headers(self.context),
-                                    timeout=TIMEOUT)
+                                    timeout=self.context.timeout)
         body = checks.decode_answer(response.headers.get("Content-Type"), response.content)
         if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("list"), list):
             params, encoding = self._last
@@ -359,5 +380,53 @@ def test_call_lifecycles(contract_context: ContractContext) -> None:
                                          contract_context.profile)
     if refusal:
         pytest.skip(f"the target's configuration says {refusal}")
-    with requests.Session() as session:
-        run_state_machine_as_test(lambda: CallLifecycle(contract_context, session), settings=SETTINGS)
+    plan = lanes(SETTINGS.max_examples, contract_context.case_concurrency)
+    if len(plan) == 1:
+        with contract_context.session() as session:
+            run_state_machine_as_test(lambda: CallLifecycle(contract_context, session), settings=SETTINGS)
+        return
+    run_lanes(contract_context, plan)
+
+
+def lanes(examples: int, concurrency: int) -> list[int]:
+    """Examples per machine, ``examples`` in all, one machine per slot (22 examples, 8 slots: 6 x 3 and 2 x 2).
+
+    Two machines per slot were measured too: no faster against a 50 ms target,
+    and the answer times measured grew with the threads waiting for the interpreter.
+    """
+    count = max(1, min(concurrency, examples))
+    share, extra = divmod(examples, count)
+    return [share + 1] * extra + [share] * (count - extra)
+
+
+def run_lanes(context: ContractContext, plan: list[int]) -> None:
+    """One machine per lane, all at once; the first lane's failure is raised, the others counted."""
+    stopping = threading.Event()
+
+    def lane(index: int) -> BaseException | None:
+        with context.session() as session:
+            test = get_state_machine_test(lambda: CallLifecycle(context, session, stopping),
+                                          settings=settings(SETTINGS, max_examples=plan[index]))
+            if settings.default.derandomize:  # one fixed seed would give every lane the same examples
+                test = seed(zlib.crc32(f"{CallLifecycle.__name__}-lane-{index}".encode()))(test)
+            try:
+                test()
+            except Exception as exc:  # noqa: BLE001 - re-raised below, in the test's thread
+                return exc
+        return None
+
+    pool = ThreadPoolExecutor(max_workers=len(plan), thread_name_prefix="zcti-machine")
+    try:
+        outcomes = list(pool.map(lane, range(len(plan))))
+    except BaseException:
+        stopping.set()  # Ctrl-C: the machines stop at their next step
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    failed = [(index, exc) for index, exc in enumerate(outcomes) if exc is not None]
+    if failed:
+        index, first = failed[0]
+        note = f"(machine {index + 1} of {len(plan)}, {plan[index]} of the {sum(plan)} examples"
+        note += f"; {len(failed) - 1} other machines failed too)" if len(failed) > 1 else ")"
+        first.add_note(note)
+        raise first

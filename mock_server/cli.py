@@ -130,12 +130,14 @@ Examples:
               help="The Zammad version the target is: current or 2021 [env CTI_ZAMMAD; default: the "
                    "configuration's 'zammad', else one probe of the target tells].")
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 64),
-              help="Scenarios of the fixtures suite sent at once (each uses call IDs of its own).")
+              help="Requests at the target at once, at most: fixture scenarios, schemathesis cases and "
+                   "state machines run side by side (1: one request after the other).")
 @click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               metavar="SECONDS", help="Per-request limit. A PBX waits only about 3 s for a newCall answer: "
                                       "slower newCall answers are reported as a finding.")
 @click.option("--created-calls", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Write the call IDs the run created on the target to FILE (default: list them at the end).")
+              help="Write the call IDs of the newCalls the target accepted (2xx) to FILE (default: list "
+                   "them at the end); refused ones created nothing.")
 @click.option("-v", "--verbose", count=True, help="Show pytest's own output (-vv: one line per test).")
 def check(target: str | None, target_config: str | None, suites: tuple[str, ...], junit: str | None,
           zammad_api_token: str | None, zammad: str | None, concurrency: int, timeout: float,

@@ -195,6 +195,11 @@ def _html_errors(push: Push, status: int, body: Any) -> Response | None:
     return None
 
 
+def _always_json_errors(push: Push) -> None:
+    """Error answers are JSON whatever the Accept header: a client that sends none never gets Zammad's HTML error page."""
+    push.environ["HTTP_ACCEPT"] = "application/json"
+
+
 def _reject_with_403(push: Push, status: int, body: Any) -> tuple[int, Any] | None:
     """A blocked caller's reject comes with 403 Forbidden instead of 200."""
     if status == 200 and body == REJECT:
@@ -235,6 +240,7 @@ BROKEN: dict[str, BrokenTarget] = {
                      _middleware(before=_ignore_body("multipart/form-data"))),
         BrokenTarget("user-array-crash", _user_array_crash.__doc__ or "", _middleware(before=_user_array_crash)),
         BrokenTarget("html-errors", _html_errors.__doc__ or "", _middleware(after=_html_errors)),
+        BrokenTarget("always-json-errors", _always_json_errors.__doc__ or "", _middleware(before=_always_json_errors)),
         BrokenTarget("reject-403", _reject_with_403.__doc__ or "", _middleware(after=_reject_with_403)),
         BrokenTarget("newcall-always-duplicate", _every_new_call_a_duplicate.__doc__ or "",
                      _middleware(after=_every_new_call_a_duplicate)),

@@ -16,16 +16,22 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from zammad_answers import ALREADY_EXISTS, FEATURE_DISABLED, INVALID_DIRECTION, INVALID_TOKEN, NOT_CONFIGURED, ZAMMAD_2021
+from zammad_answers import (
+    ALREADY_EXISTS,
+    FEATURE_DISABLED,
+    INVALID_DIRECTION,
+    INVALID_TOKEN,
+    NOT_CONFIGURED,
+    ZAMMAD_2021,
+)
 
-from contract_tests.needs import ERROR_CODES, NeedUnmet, expected_error, number_for_dest, resolve_needs
 from contract_tests import runner
+from contract_tests.needs import ERROR_CODES, NeedUnmet, expected_error, number_for_dest, resolve_needs
 from contract_tests.runner import CheckOptions, Masker, RunResults, SuiteStats, _report, _table, percentile
 from contract_tests.scenarios import load_scenarios
 from mock_server import MockServer, load_config
@@ -72,7 +78,7 @@ def test_staging_configuration_passes_with_its_target_config(staging: Any, tmp_p
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     tests, passed, failed, _skipped = _fixtures_row(output)
-    assert passed >= 40 and failed == 0, output[-3000:]
+    assert tests >= 40 and passed >= 40 and failed == 0, output[-3000:]
     assert "assumes: configuration staging-example-config.json" in output
     ids = created.read_text(encoding="utf-8").split()
     assert len(ids) >= 40 and all(call_id.startswith("zcti-check-") for call_id in ids)
@@ -92,15 +98,14 @@ def test_staging_configuration_without_target_config_is_one_line(staging: Any) -
     assert "FAILURES" not in output and len(output.splitlines()) < 10
 
 
-def test_nothing_listening_is_exit_4_in_seconds() -> None:
+def test_nothing_listening_is_exit_4_in_a_few_lines() -> None:
+    """The time it takes (under 10 s) is measured by benchmarks/check_setup.py, not asserted here."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens there
-    started = time.monotonic()
     result = run_check("--target", f"http://127.0.0.1:{port}/api/v1/cti/some-token-1234567")
     output = result.stdout + result.stderr
     assert result.returncode == 4, output
-    assert time.monotonic() - started < 10
     assert len(output.splitlines()) < 15
     assert "connection refused" in output and "some-token-1234567" not in output
 
