@@ -35,6 +35,7 @@ from locust import HttpUser, events, task
 from locust.runners import WorkerRunner
 
 from contract_tests.requests_builder import request_kwargs
+from contract_tests.target import Target, TargetError
 from pbx_simulator.simulation import (
     DEFAULT_TIMEOUT,
     Answer,
@@ -45,7 +46,6 @@ from pbx_simulator.simulation import (
     load_scenario,
     play,
 )
-from contract_tests.target import Target, TargetError
 
 logger = logging.getLogger("zammad_cti.locust")
 

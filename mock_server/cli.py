@@ -9,6 +9,7 @@ import click
 
 from . import __version__
 
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zammad-cti")
 def main() -> None:
@@ -293,13 +294,13 @@ def simulate(target: str, calls: int | None, concurrency: int, scenario_path: st
     """
     import json
 
+    from contract_tests.target import Target, TargetError
     from pbx_simulator.simulation import (
         ScenarioFileError,
         Simulation,
         format_report,
         load_scenario,
     )
-    from contract_tests.target import Target, TargetError
 
     try:
         resolved = Target.from_url(target)

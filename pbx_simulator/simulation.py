@@ -46,12 +46,11 @@ from typing import Any
 import jsonschema
 import requests
 
+from contract_tests.requests_builder import ENCODINGS, curl_command, request_kwargs
+from contract_tests.target import Target
 from mock_server.resources import data_path
 from mock_server.zammad.calls import EVENTS
 from mock_server.zammad.routing import REJECT_ANSWER
-
-from contract_tests.requests_builder import ENCODINGS, curl_command, request_kwargs
-from contract_tests.target import Target
 
 SIM_CALL_ID_PREFIX = "zcti-sim-"
 DEFAULT_SCENARIO = "fixtures/simulator/default-mix.json"

@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.test import run_wsgi_app
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Response
 from werkzeug.wsgi import get_input_stream
 from zammad_answers import REJECT
 
 from mock_server import create_app
-from mock_server.zammad.params import MalformedBody, rails_params
 from mock_server.resources import documented_config_path
 from mock_server.server import BackgroundServer
 from mock_server.state import mock_state
+from mock_server.zammad.params import MalformedBody, rails_params
 
 TOKEN = "teeth-secret-4d9b7e21c0a8"
 PUSH_PREFIX = "/api/v1/cti/"

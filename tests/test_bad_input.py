@@ -30,14 +30,13 @@ from typing import Any
 
 import pytest
 import requests
+from a2wsgi import ASGIMiddleware
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_serve_process import ZAMMAD_CTI, Served, clean_env, free_port, stop
+from werkzeug.test import Client
 from zammad_answers import ALREADY_EXISTS as ZAMMAD_ALREADY_EXISTS
 from zammad_answers import ERROR_ID
-
-from a2wsgi import ASGIMiddleware
-from werkzeug.test import Client
 
 from mock_server import MockServer
 from mock_server.http.asgi import CtiAsgiApp

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from agent import AGENT_AUTH
 import requests
+from agent import AGENT_AUTH
 from test_serve_process import ZAMMAD_CTI, Served, clean_env, free_port, stop
 from zammad_answers import ALREADY_EXISTS
 

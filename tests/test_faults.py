@@ -11,28 +11,22 @@ request held by a hang fault does not hold up a normal push.
 
 from __future__ import annotations
 
-import http.client
-import json
-import os
 import queue
-import signal
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from agent import AGENT_AUTH
 import requests
+from agent import AGENT_AUTH
 from click.testing import CliRunner
-from test_serve_process import ZAMMAD_CTI, Served, children, clean_env, free_port, stop
+from test_serve_process import ZAMMAD_CTI, Served, clean_env, free_port, stop
 from zammad_answers import ERROR_ID
 
 import mock_server.server
 from mock_server import MockServer
-from mock_server.admin.faults import FaultError, parse_fault_option
 from mock_server.cli import main
 
 NEW_CALL = {"event": "newCall", "from": "494012345678", "to": "493012340000", "direction": "in"}

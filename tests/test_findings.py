@@ -28,9 +28,16 @@ from typing import Any
 
 import pytest
 import yaml
-from zammad_answers import ALREADY_EXISTS, FEATURE_DISABLED, INVALID_DIRECTION, INVALID_TOKEN, NOT_CONFIGURED, REJECT
+from zammad_answers import (
+    ALREADY_EXISTS,
+    FEATURE_DISABLED,
+    INVALID_DIRECTION,
+    INVALID_TOKEN,
+    NOT_CONFIGURED,
+    REJECT,
+    missing_column,
+)
 from zammad_answers import ERROR_ID as ERROR_ID_TEXT
-from zammad_answers import missing_column
 
 from mock_server.admin import findings as findings_module
 from mock_server.admin import journal as journal_module

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from agent import AGENT_AUTH
 import requests
+from agent import AGENT_AUTH
 from test_serve_process import ZAMMAD_CTI, Served, clean_env, free_port, stop
 
 CALLS = 8

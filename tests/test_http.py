@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from agent import AGENT_AUTH
 import requests
+from agent import AGENT_AUTH
 from zammad_answers import (
     ALREADY_EXISTS,
     ERROR_ID,

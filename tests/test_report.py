@@ -11,7 +11,6 @@ output can be checked.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -22,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from zammad_answers import ALREADY_EXISTS
 import requests
 from click.testing import CliRunner
+from zammad_answers import ALREADY_EXISTS
 
 from mock_server import MockServer
 from mock_server.admin.faults import parse_fault_option

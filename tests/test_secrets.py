@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent import AGENT_AUTH
 import requests
+from agent import AGENT_AUTH
 from click.testing import CliRunner
 from test_serve_process import ZAMMAD_CTI, clean_env, free_port, stop
 

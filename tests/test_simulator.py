@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent import AGENT_AUTH
 import requests
 import yaml
+from agent import AGENT_AUTH
 from broken_targets import BROKEN
 from broken_targets import serve as serve_broken
 from click.testing import CliRunner
@@ -30,6 +30,11 @@ from jsonschema import Draft202012Validator
 from werkzeug.serving import make_server
 
 from contract_tests.requests_builder import ENCODINGS, form_pairs
+from contract_tests.target import Target
+from mock_server import MockServer
+from mock_server.cli import main
+from mock_server.resources import documented_config_path, openapi_path
+from mock_server.zammad.routing import blocked_entry, outbound_route
 from pbx_simulator.simulation import (
     OUTCOMES,
     REJECT,
@@ -46,11 +51,6 @@ from pbx_simulator.simulation import (
     play,
     scenario_from_mapping,
 )
-from contract_tests.target import Target
-from mock_server import MockServer
-from mock_server.cli import main
-from mock_server.resources import documented_config_path, openapi_path
-from mock_server.zammad.routing import blocked_entry, outbound_route
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTED_CONFIG_PATH = documented_config_path()

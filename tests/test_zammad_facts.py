@@ -19,13 +19,13 @@ from zammad_answers import (
     missing_column,
 )
 
+from contract_tests.context import detect_profile
+from contract_tests.target import Target
 from mock_server import MockServer
 from mock_server.zammad.caller_id import Directory
 from mock_server.zammad.config import ConfigError, parse_config_text
 from mock_server.zammad.profiles import UnknownProfile, load_profile, profile_names
 from mock_server.zammad.routing import outbound_route
-from contract_tests.context import detect_profile
-from contract_tests.target import Target
 
 
 def call(event: str, call_id: str = "f1", direction: str = "in", **extra: Any) -> dict[str, Any]:

@@ -16,8 +16,8 @@ Zammad does with it. Findings never change the answer the PBX receives.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path

@@ -18,8 +18,8 @@ import json
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
-from operator import attrgetter
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from .caller_id import Directory
@@ -37,7 +37,6 @@ from .calls import (
 )
 from .errors import CtiError
 from .ruby import to_s
-
 
 _TIME_FIELDS = {"initialized_at", "start_at", "end_at", "created_at", "updated_at"}
 _FIELD_NAMES = [f.name for f in fields(CallLogEntry)]
