@@ -178,6 +178,7 @@ CORPUS = [
         multipart(multipart_fields(("event", b"newCall"), ("direction", b"in"), end=False)
                   + b"--PBX\r\nContent-Disposition: form-data; name=\"callId\"\r\n\r\nb-1"),
         {400}, MALFORMED),
+    bad("multipart-part-without-headers", multipart(b"--PBX\r\n--PBX--\r\n"), {422}, {"invalid-direction"}),
     # Nesting, numbers and sizes beyond reason.
     bad("json-nested-10000-arrays", raw_json(b"[" * 10_000 + b"]" * 10_000), {500}, MALFORMED),
     bad("json-nested-10000-objects", raw_json(b'{"a":' * 10_000 + b"1" + b"}" * 10_000), {500}, MALFORMED),

@@ -223,8 +223,11 @@ def _multipart_pairs(content_type: str | None, raw: bytes) -> list[tuple[str, st
         raise MalformedBody(f"the multipart body is not valid UTF-8 (byte {exc.start})") from exc
     try:
         form, _files = MultiPartParser().parse(io.BytesIO(raw), boundary.encode("latin-1", "replace"), len(raw))
-    except ValueError as exc:  # Werkzeug's own refusals of a broken body
-        raise MalformedBody(f"the multipart body cannot be parsed: {exc}") from exc
+    except ValueError:
+        # Past the checks above, what Werkzeug still cannot read (a part with no headers:
+        # ``--B\r\n--B--``) is read as no fields, as the mock always read it (Werkzeug's forms are
+        # silent) and as the contract suites read it: such a push then fails on its direction.
+        return []
     return list(form.items(multi=True))
 
 
