@@ -29,6 +29,7 @@ from .needs import NeedUnmet
 from .requests_builder import request_kwargs
 from .scenarios import DEFAULT_ACCEPT, Scenario, ScenarioRun, Step, same_json
 from .target import Target
+from .transport import SessionPerThread
 
 Case = tuple[Scenario, str]  # a scenario and the encoding it is sent in: one test
 Outcome = BaseException | None  # the failure or skip a replay raised, None when it passed
@@ -48,8 +49,7 @@ class Replayer:
 
     def __init__(self, context: ContractContext) -> None:
         self.context = context
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        self._sessions = SessionPerThread(context.session)
         self._lock = threading.Lock()
         self._targets: dict[Path, Target | None] = {}
 
@@ -59,18 +59,10 @@ class Replayer:
     @property
     def http(self) -> requests.Session:
         """This thread's keep-alive session (a requests.Session is not meant to be shared by threads)."""
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = self.context.session()
-            with self._lock:
-                self._sessions.append(session)
-        return session
+        return self._sessions.get()
 
     def close(self) -> None:
-        with self._lock:
-            for session in self._sessions:
-                session.close()
-            self._sessions.clear()
+        self._sessions.close()
 
     def _target_for(self, config_path: Path) -> Target | None:
         with self._lock:

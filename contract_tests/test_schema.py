@@ -85,11 +85,11 @@ from mock_server.resources import openapi_path
 from mock_server.zammad.calls import call_id_of
 
 from . import checks, pipeline
-from .context import CALL_ID_PREFIX, ContractContext, current_context, new_call_id
+from .context import CALL_ID_PREFIX, current_context, new_call_id
 from .failures import contract_failure
 from .requests_builder import ENCODINGS, request_kwargs
 from .target import MASK, Target
-from .transport import target_session
+from .transport import SessionPerThread, target_session
 from .wire import sent_params
 
 PUSH_PATH = "/api/v1/cti/{token}"
@@ -228,39 +228,16 @@ class TokenSession(requests.Session):
         return super().send(request, **kwargs)
 
 
-class Sessions:
-    """One keep-alive :class:`TokenSession` per thread (a requests.Session is not meant to be shared)."""
-
-    def __init__(self, context: ContractContext) -> None:
-        self._context = context
-        self._local = threading.local()
-        self._all: list[TokenSession] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> TokenSession:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = target_session(self._context.slots, TokenSession(self._context.target))
-            with self._lock:
-                self._all.append(session)
-        return session
-
-    def close(self) -> None:
-        with self._lock:
-            for session in self._all:
-                session.close()
-            self._all.clear()
-
-
 @pytest.fixture(scope="module")
-def sessions() -> Iterator[Sessions]:
-    held = Sessions(current_context())
+def sessions() -> Iterator[SessionPerThread]:
+    context = current_context()
+    held = SessionPerThread(lambda: target_session(context.slots, TokenSession(context.target)))
     yield held
     held.close()
 
 
 @pytest.fixture(scope="module")
-def http(sessions: Sessions) -> requests.Session:
+def http(sessions: SessionPerThread) -> requests.Session:
     return sessions.get()
 
 
@@ -298,7 +275,7 @@ def call_and_validate(case: Any, session: requests.Session) -> None:
                              f"{target.masked_url}") from None
 
 
-def send_case(case: Any, sessions: Sessions) -> None:
+def send_case(case: Any, sessions: SessionPerThread) -> None:
     """Give the case fresh callIds now (in the order drawn), then hand it to the pipeline.
 
     The body and query are copied first: Hypothesis may hand the same dict to
@@ -326,7 +303,7 @@ def describe_case(case: Any) -> str:
 @pytest.mark.contract_examples
 @examples_schema.parametrize()
 @pipeline.pipelined
-def test_examples(case: Any, sessions: Sessions) -> None:
+def test_examples(case: Any, sessions: SessionPerThread) -> None:
     """Every named example of openapi.yaml, in each media type that declares it."""
     send_case(case, sessions)
 
@@ -334,7 +311,7 @@ def test_examples(case: Any, sessions: Sessions) -> None:
 @pytest.mark.contract_fuzz
 @fuzz_schema.parametrize()
 @pipeline.pipelined
-def test_coverage_and_fuzzing(case: Any, sessions: Sessions) -> None:
+def test_coverage_and_fuzzing(case: Any, sessions: SessionPerThread) -> None:
     """schemathesis' deterministic boundary and negative cases, then generated ones, --concurrency at a time."""
     send_case(case, sessions)
 

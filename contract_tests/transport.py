@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -57,6 +58,30 @@ def target_session(slots: threading.Semaphore, session: requests.Session | None 
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+class SessionPerThread:
+    """One keep-alive session per thread, made by ``make`` (a requests.Session is not meant to be shared)."""
+
+    def __init__(self, make: Callable[[], requests.Session]) -> None:
+        self._make = make
+        self._local = threading.local()
+        self._all: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self._make()
+            with self._lock:
+                self._all.append(session)
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._all:
+                session.close()
+            self._all.clear()
 
 
 def _note_push(request: requests.PreparedRequest, status: int | None, seconds: float | None) -> None:
