@@ -179,6 +179,10 @@ CORPUS = [
                   + b"--PBX\r\nContent-Disposition: form-data; name=\"callId\"\r\n\r\nb-1"),
         {400}, MALFORMED),
     bad("multipart-part-without-headers", multipart(b"--PBX\r\n--PBX--\r\n"), {422}, {"invalid-direction"}),
+    bad("multipart-name-with-escaped-closing-quote",
+        multipart(multipart_fields(("event", b"newCall"), ("direction", b"in"), ("from", b"1"), ("to", b"2"),
+                                   ("callId", b"b-30"), ('\x12k\\', b"{}"))),
+        {200}, {"unreadable-part"}),
     # Nesting, numbers and sizes beyond reason.
     bad("json-nested-10000-arrays", raw_json(b"[" * 10_000 + b"]" * 10_000), {500}, MALFORMED),
     bad("json-nested-10000-objects", raw_json(b'{"a":' * 10_000 + b"1" + b"}" * 10_000), {500}, MALFORMED),

@@ -242,6 +242,14 @@ def _cases() -> list[Case]:
                           "Zammad keeps only the last value", 200, EMPTY,
                           twin=Push(event("newCall", "in", cid, user="Emma Taylor"), enc)))
 
+    # name="\x12k\": a backslash escapes the closing quote; Werkzeug reads no name, the part is left out.
+    cid = "unreadable-part"
+    raw = b"".join(b'--PBX\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (name, value) for name, value in (
+        (b"event", b"newCall"), (b"direction", b"in"), (b"from", b"493023125741"), (b"to", b"492214710334"),
+        (b"callId", cid.encode()), (b"\x12k\\", b"{}"))) + b"--PBX--\r\n"
+    cases.append(Case(cid, "unreadable-part", Push(raw=raw, content_type="multipart/form-data; boundary=PBX"), cid,
+                      None, "leaves them out", 200, EMPTY))
+
     for enc in ("json", "urlencoded"):
         cases.append(Case(f"wrong-token-{enc}", "wrong-token",
                           Push(event("newCall", "in", f"token-{enc}"), enc, token="not-the-token"),
@@ -405,7 +413,8 @@ def test_severities_are_the_documented_ones():
     for code, (severity, _meaning) in CODES.items():
         by_severity[severity].add(code)
     assert by_severity == {
-        WARNING: {"unknown-field", "invalid-cause", "repeated-plain-key", "answer-after-hangup", "number-changed",
+        WARNING: {"unknown-field", "invalid-cause", "repeated-plain-key", "unreadable-part", "answer-after-hangup",
+                  "number-changed",
                   "user-on-outbound-answer", "call-not-ended", "whitespace-value", "second-hangup",
                   "html-error-page", "missing-content-type"},
         ERROR: {"wrong-type", "missing-field", "invalid-direction", "invalid-event", "callid-too-long",

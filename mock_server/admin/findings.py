@@ -44,6 +44,8 @@ CODES: dict[str, tuple[str, str]] = {
                                "with the full callId find no call"),
     "invalid-value": (ERROR, "a value outside what the contract allows"),
     "repeated-plain-key": (WARNING, "a key sent several times without []: Zammad keeps only the last value"),
+    "unreadable-part": (WARNING, "a multipart part whose name cannot be read; the mock leaves it out, Rails may "
+                                 "read it otherwise"),
     "wrong-token": (ERROR, "the token in the URL is not Zammad's; it answers 401 and drops the event"),
     "malformed-body": (ERROR, "a body Zammad cannot parse; it answers 400 (Rack) or 500 (broken JSON)"),
     "missing-content-type": (WARNING, "a body without Content-Type: Rack reads it as a form"),
@@ -277,6 +279,7 @@ def request_findings(
     accept: Any = ACCEPT_UNKNOWN,
     html_answer: bool | None = None,
     content_type_missing: bool = False,
+    unreadable_parts: int = 0,
 ) -> list[Finding]:
     """Everything wrong with one request; ``new_call_params`` are those of the call's newCall, if seen.
 
@@ -316,6 +319,11 @@ def request_findings(
     if refused:
         return findings + [_refusal(outcome, params, field_findings)]
     findings += field_findings + whitespace_findings(params, encoding)
+    if unreadable_parts:
+        findings.append(Finding("unreadable-part", f"{unreadable_parts} multipart part(s) had a name that cannot be "
+                                                   "read (a quote escaped by a backslash, say): the mock leaves them "
+                                                   "out; Zammad (Rack) may read them as other fields or refuse the "
+                                                   "body. Quote names plainly."))
     for key in repeated_keys:
         findings.append(Finding("repeated-plain-key", f"'{key}' was sent several times without []: Zammad keeps only "
                                                       f"the last value ({_short(params.get(key))}); send '{key}[]' "

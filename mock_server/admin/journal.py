@@ -54,7 +54,7 @@ def push_record(*, method: str, path: str, content_type: str | None, encoding: s
                 params: dict[str, Any] | None, repeated_keys: list[str], token_valid: bool, status: int,
                 answer: dict[str, Any], outcome: str, reason: str, details: dict[str, Any],
                 duration_ms: float, fault: dict[str, Any] | None, accept: Any = ACCEPT_UNKNOWN,
-                html: bool = False) -> dict[str, Any]:
+                html: bool = False, unreadable_parts: int = 0) -> dict[str, Any]:
     """One journal entry as a plain dict (no Flask objects: it crosses to the writer thread)."""
     shown = without_token(params) if params is not None else None
     return {
@@ -78,6 +78,8 @@ def push_record(*, method: str, path: str, content_type: str | None, encoding: s
         # The Accept header (None: not sent): Zammad's error pages follow it.
         **({} if accept is ACCEPT_UNKNOWN else {"accept": accept}),
         "html": html,  # Zammad's HTML error page was sent: the request's Accept did not ask for JSON
+        # Multipart parts whose name could not be read, left out of params (only when there were any).
+        **({"unreadable_parts": unreadable_parts} if unreadable_parts else {}),
     }
 
 
@@ -87,6 +89,7 @@ def _findings_of(entry: dict[str, Any], new_call_params: dict[str, Any] | None) 
                             outcome=entry["outcome"], token_valid=entry["token_valid"], fault=entry["fault"],
                             new_call_params=new_call_params, status=entry["status"],
                             accept=entry.get("accept", ACCEPT_UNKNOWN), html_answer=entry.get("html"),
+                            unreadable_parts=entry.get("unreadable_parts", 0),
                             content_type_missing=not entry["content_type"] and entry["params"] is not None
                             and entry["encoding"] == "urlencoded")
 

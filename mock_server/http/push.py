@@ -152,6 +152,7 @@ def answer_push(state: MockState, request: PushRequest, max_content_length: int 
         encoding=parsed.encoding if parsed else encoding_of(request.content_type, bool(request.body)),
         params=parsed.values if parsed else None,
         repeated_keys=parsed.repeated_keys if parsed else [],
+        unreadable_parts=parsed.unreadable_parts if parsed else 0,
         token_valid=state.token_valid(token),
         status=answer.status,
         answer=answer.body,

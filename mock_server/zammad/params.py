@@ -69,6 +69,7 @@ class ParsedParams:
     encoding: str  # json, urlencoded, multipart, query, or the raw media type
     values: dict[str, Any]
     repeated_keys: list[str] = field(default_factory=list)
+    unreadable_parts: int = 0  # multipart parts whose name could not be read: left out
 
 
 def media_type_of(content_type: str | None) -> tuple[str, dict[str, str]]:
@@ -99,15 +100,18 @@ def rails_params(query_string: bytes, content_type: str | None, body: bytes) -> 
     query = fold_pairs(_urlencoded_pairs(query_string, "query string"))
     repeated = list(query.repeated_keys)
     values: dict[str, Any] = {}
+    unreadable = 0
     if encoding == "json":
         values = _json_body(body)
     elif encoding in ("urlencoded", "multipart"):
-        pairs = (_urlencoded_pairs(body, "urlencoded body") if encoding == "urlencoded"
-                 else _multipart_pairs(content_type, body))
-        folded = fold_pairs(pairs)
+        pairs: list[tuple[Any, Any]] = (_urlencoded_pairs(body, "urlencoded body") if encoding == "urlencoded"
+                                        else _multipart_pairs(content_type, body))
+        named = [(key, value) for key, value in pairs if key is not None]
+        unreadable = len(pairs) - len(named)
+        folded = fold_pairs(named)
         values = folded.values
         repeated += [key for key in folded.repeated_keys if key not in repeated]
-    return ParsedParams(encoding, merge_params(query.values, values), repeated)
+    return ParsedParams(encoding, merge_params(query.values, values), repeated, unreadable)
 
 
 # Folding and merging -------------------------------------------------------------------------
@@ -207,8 +211,12 @@ def _unquote(text: bytes) -> str:
     return unquote_to_bytes(text.replace(b"+", b" ")).decode("utf-8")
 
 
-def _multipart_pairs(content_type: str | None, raw: bytes) -> list[tuple[str, str]]:
-    """The form fields of a multipart body (file parts reach Rails as uploads, not strings: left out)."""
+def _multipart_pairs(content_type: str | None, raw: bytes) -> list[tuple[str | None, str]]:
+    """The form fields of a multipart body (file parts reach Rails as uploads, not strings: left out).
+
+    A part whose name Werkzeug cannot read (``name="a\\"``: an escaped closing quote) comes with the
+    name None: :func:`rails_params` leaves it out and counts it.
+    """
     if not raw:
         return []  # an empty body is no params, for Rack as for Werkzeug
     boundary = media_type_of(content_type)[1].get("boundary")
