@@ -88,8 +88,8 @@ def replay_ahead(out: TextIO) -> None:
             out.write(line + "\n")
             out.flush()
 
-    with ThreadPoolExecutor(context.concurrency, thread_name_prefix="ahead",
-                            initializer=run.work_for_suite, initargs=("fixtures",)) as pool:
+    run.set_running_suite("fixtures")
+    with ThreadPoolExecutor(context.concurrency, thread_name_prefix="ahead") as pool:
         list(pool.map(one, longest_first(every_case(load_scenarios()))))
     replayer.close()
     out.write(json.dumps({"facts": run.facts()}) + "\n")

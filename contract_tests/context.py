@@ -73,13 +73,7 @@ def note_once(text: str) -> bool:
 
 
 NEW_CALL_TIMES = "newCall"  # the key of ANSWER_TIMES for newCall answers, of any suite
-_thread_suite = threading.local()
 _running_suite: list[str | None] = [None]  # the suite of the test running now (contract_tests._results sets it)
-
-
-def work_for_suite(suite: str) -> None:
-    """This thread sends for ``suite`` whatever test runs now (the replay process's threads)."""
-    _thread_suite.name = suite
 
 
 def set_running_suite(suite: str | None) -> None:
@@ -87,8 +81,8 @@ def set_running_suite(suite: str | None) -> None:
 
 
 def current_suite() -> str | None:
-    """The suite a request sent now is for: its thread's, else the running test's."""
-    return getattr(_thread_suite, "name", None) or _running_suite[0]
+    """The suite a request sent now is for: the running test's (the replay process: fixtures)."""
+    return _running_suite[0]
 
 
 def facts() -> dict[str, Any]:

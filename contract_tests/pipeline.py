@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -72,7 +72,6 @@ class Pipeline:
         self._slots = threading.BoundedSemaphore(self.workers)
         self._pool = (ThreadPoolExecutor(self.workers, thread_name_prefix="zcti-case")
                       if self.workers > 1 else None)
-        self._futures: list[Future[None]] = []
 
     def submit(self, label: str, send: Callable[[], None]) -> None:
         """Send one case (``send`` raises ``AssertionError`` when a check fails); waits for a free slot."""
@@ -83,7 +82,7 @@ class Pipeline:
             return
         self._slots.acquire()
         try:
-            self._futures.append(self._pool.submit(self._run, number, label, send, True))
+            self._pool.submit(self._run, number, label, send, True)
         except BaseException:
             self._slots.release()
             raise

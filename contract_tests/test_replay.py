@@ -57,7 +57,7 @@ def replayed(request: pytest.FixtureRequest, contract_context: ContractContext) 
     else:
         replayer = Replayer(contract_context)
         try:
-            outcomes = replay_all(replayer, cases, contract_context.concurrency)
+            outcomes = replay_all(replayer, cases, contract_context.case_concurrency)
         finally:
             replayer.close()
     yield {(scenario.name, encoding): outcome for (scenario, encoding), outcome in zip(cases, outcomes, strict=True)}

@@ -23,7 +23,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from mock_server.zammad.calls import MAX_CALL_ID_LENGTH, call_id_of
+from mock_server.zammad.calls import call_id_of, stored_call_id
 
 from .context import CALL_ID_PREFIX, current_suite, note_answer_time, note_created_call, note_unanswered_call
 from .wire import sent_params
@@ -103,7 +103,7 @@ def _note_call(params: dict[str, Any], status: int | None) -> None:
     call_id = call_id_of(params)
     if not isinstance(call_id, str) or not call_id.startswith(CALL_ID_PREFIX):
         return
-    call_id = call_id[:MAX_CALL_ID_LENGTH]  # Zammad logs a longer callId cut to its column
+    call_id = stored_call_id(call_id)  # as Zammad logs it: cut to its column
     if status is None:
         note_unanswered_call(call_id)
     elif 200 <= status < 300:

@@ -11,9 +11,11 @@ Everything that is not a push (``/__admin``, the inspector, the caller log,
 Zammad's 404s) is the Flask app, run by ``a2wsgi`` in a small thread pool:
 those routes are read by people and inspectors, not by a busy PBX.
 
-On the ASGI lifespan's shutdown the app waits for the pushes still in
-flight (a latency fault's answer included), then writes what ``--journal``
-keeps: :attr:`CtiAsgiApp.kept` says what.
+On a stop, requests held by a hang fault are let go at once
+(:meth:`CtiAsgiApp.let_hanging_go`, from the stop signal); granian answers
+what is still in flight (a latency fault's answer included) before the
+lifespan's shutdown, which writes what ``--journal`` keeps:
+:attr:`CtiAsgiApp.kept` says what.
 """
 
 from __future__ import annotations
@@ -25,10 +27,7 @@ from a2wsgi import WSGIMiddleware
 from flask import Flask
 
 from ..state import mock_state
-from ..zammad.errors import error_id_message
-from .push import PushReply, PushRequest, answer_push, push_token
-
-IN_FLIGHT_GRACE_SECONDS = 30  # how long a stop waits for pushes still being answered
+from .push import PushReply, PushRequest, push_token, reply_to
 
 
 class CtiAsgiApp:
@@ -41,8 +40,6 @@ class CtiAsgiApp:
         self.flask = WSGIMiddleware(flask_app, workers=threads)
         self.kept: tuple[int, int] | None = None  # what the journal file holds once stopped
         self.stopped = False
-        self._in_flight = 0
-        self._idle: asyncio.Event | None = None
         self._stop_event: asyncio.Event | None = None  # set when the mock stops: hanging requests let go
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -56,25 +53,13 @@ class CtiAsgiApp:
             await self._lifespan(receive, send)
 
     async def _push(self, scope: dict[str, Any], receive: Any, send: Any, token: str) -> None:
-        self._answering(+1)
-        reply: PushReply | None = None
-        try:
-            request = await _push_request(scope, receive, token, self.max_content_length)
-            try:
-                reply = answer_push(self.state, request, self.max_content_length)
-            except Exception:  # a bug in the mock: Zammad's generic answer, never a traceback
-                self.logger.exception("internal error on a CTI push")
-                reply = PushReply(500, {"error": error_id_message()})
-            if reply.drop:  # a hang or drop fault answers nothing: a stop cuts it short
-                self._answering(-1)
-                if reply.delay:
-                    await self._hang(reply.delay)
-            elif reply.delay:
-                await asyncio.sleep(reply.delay)
-            await _send(send, reply)
-        finally:
-            if reply is None or not reply.drop:
-                self._answering(-1)
+        request = await _push_request(scope, receive, token, self.max_content_length)
+        reply = reply_to(self.state, request, self.max_content_length, self.logger)
+        if reply.drop and reply.delay:  # a hang fault answers nothing: a stop cuts it short
+            await self._hang(reply.delay)
+        elif reply.delay:
+            await asyncio.sleep(reply.delay)
+        await _send(send, reply)
 
     async def _hang(self, seconds: float) -> None:
         """Hold a request that gets no answer, until ``seconds`` pass or the mock stops."""
@@ -88,18 +73,12 @@ class CtiAsgiApp:
             self._stop_event = asyncio.Event()
         return self._stop_event
 
-    def _answering(self, change: int) -> None:
-        self._in_flight += change
-        if self._in_flight == 0 and self._idle is not None:
-            self._idle.set()
-
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.drain()
                 self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -111,16 +90,6 @@ class CtiAsgiApp:
         so this comes first, from the stop signal itself.
         """
         self._stopping().set()
-
-    async def drain(self, timeout: float = IN_FLIGHT_GRACE_SECONDS) -> None:
-        """Let hanging requests go; wait until no push is being answered (at most ``timeout`` seconds)."""
-        self.let_hanging_go()
-        if self._in_flight:
-            self._idle = asyncio.Event()
-            try:
-                await asyncio.wait_for(self._idle.wait(), timeout)
-            except asyncio.TimeoutError:
-                self.logger.warning("stopped with %d pushes still unanswered", self._in_flight)
 
     def close(self) -> None:
         """Write what is left behind; idempotent."""

@@ -27,7 +27,7 @@ from ..admin.faults import fault_answer, fault_delay
 from ..admin.journal import push_record
 from ..state import MockState
 from ..zammad.endpoint import Answer, push
-from ..zammad.errors import CtiError
+from ..zammad.errors import CtiError, error_id_message
 from ..zammad.params import MalformedBody, ParsedParams, UnreadableJson, encoding_of, rails_params
 from .negotiation import ERROR_PAGE, RAILS_BAD_REQUEST, first_type_is_json, wants_json
 
@@ -167,3 +167,12 @@ def answer_push(state: MockState, request: PushRequest, max_content_length: int 
     ))
     hint = answer.reason if answer.outcome == "malformed-body" else None
     return PushReply(answer.status, answer.body, html=as_html, hint=hint, delay=delay, drop=drop)
+
+
+def reply_to(state: MockState, request: PushRequest, max_content_length: int | None, logger: Any) -> PushReply:
+    """:func:`answer_push`, and for a bug in the mock Zammad's generic 500 instead of a traceback."""
+    try:
+        return answer_push(state, request, max_content_length)
+    except Exception:
+        logger.exception("internal error on a CTI push")
+        return PushReply(500, {"error": error_id_message()})

@@ -20,8 +20,7 @@ from werkzeug.wrappers import Response
 from werkzeug.wsgi import get_input_stream
 
 from ..state import MockState
-from ..zammad.errors import error_id_message
-from .push import PushReply, PushRequest, answer_push, push_token, status_line
+from .push import PushRequest, push_token, reply_to, status_line
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -39,12 +38,8 @@ class PushMiddleware:
         token = push_token(environ.get("PATH_INFO", "")) if environ.get("REQUEST_METHOD") == "POST" else None
         if token is None:
             return self.app(environ, start_response)
-        try:
-            reply = answer_push(self.state, push_request(environ, token, self.max_content_length),
-                                self.max_content_length)
-        except Exception:  # a bug in the mock: Zammad's generic answer, never a traceback
-            self.logger.exception("internal error on a CTI push")
-            reply = PushReply(500, {"error": error_id_message()})
+        reply = reply_to(self.state, push_request(environ, token, self.max_content_length), self.max_content_length,
+                         self.logger)
         if reply.delay:
             time.sleep(reply.delay)
         if reply.drop:
